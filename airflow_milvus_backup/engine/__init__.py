@@ -1,0 +1,71 @@
+"""The backup engine: knows Milvus, Parquet and object storage, and nothing of Airflow.
+
+Follow one backup from :class:`BackupEngine.create` through :mod:`.schema` (metadata),
+:mod:`.arrow` (values to Parquet) and :mod:`.storage` (bytes to S3 or a directory); :mod:`.manifest`
+commits it.
+"""
+
+from __future__ import annotations
+
+from airflow_milvus_backup.engine.backup import BackupEngine
+from airflow_milvus_backup.engine.client import MilvusParams, connect
+from airflow_milvus_backup.engine.errors import (
+    AlreadyExistsError,
+    BackupExistsError,
+    BackupInProgressError,
+    BackupNameError,
+    BackupNotFoundError,
+    CollectionNotFoundError,
+    DatabaseNotFoundError,
+    FormatVersionError,
+    IncompleteBackupError,
+    IntegrityError,
+    InvalidArgumentError,
+    ManifestError,
+    MilvusBackupError,
+    MilvusConnectionError,
+    NotFoundError,
+    RestoreError,
+    SchemaMismatchError,
+    StorageAccessError,
+    StorageConnectionError,
+    StorageError,
+    StorageNotFoundError,
+    TargetExistsError,
+    UnsupportedError,
+)
+from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.storage import LocalStorage, S3Storage, Storage
+
+__all__ = [
+    "AlreadyExistsError",
+    "BackupEngine",
+    "BackupExistsError",
+    "BackupInProgressError",
+    "BackupNameError",
+    "BackupNotFoundError",
+    "CollectionNotFoundError",
+    "DatabaseNotFoundError",
+    "FormatVersionError",
+    "IncompleteBackupError",
+    "IntegrityError",
+    "InvalidArgumentError",
+    "LocalStorage",
+    "ManifestError",
+    "MilvusBackupError",
+    "MilvusConnectionError",
+    "MilvusParams",
+    "NotFoundError",
+    "RestoreError",
+    "S3Storage",
+    "SchemaMismatchError",
+    "Storage",
+    "StorageAccessError",
+    "StorageConnectionError",
+    "StorageError",
+    "StorageNotFoundError",
+    "TargetExistsError",
+    "UnsupportedError",
+    "connect",
+    "validate_backup_name",
+]

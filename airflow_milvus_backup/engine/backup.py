@@ -1,0 +1,660 @@
+"""Create, list, get and delete backups (the operations of Milvus Backup's API).
+
+One backup of collections goes:
+
+1. validate the name and the selection (a missing collection fails before anything is written);
+2. take the backup's lock (``<name>/meta/locks/<id>.json``): two writers of one name never both proceed;
+3. capture each collection's metadata (:mod:`~airflow_milvus_backup.engine.schema`);
+4. stream each partition with ``query_iterator`` into zstd Parquet files, reading, encoding and uploading
+   overlapping (:class:`_PartitionExport`), partitions and collections in parallel;
+5. write the manifest (``<name>/meta/backup_meta.json``) last, then drop the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus_backup.engine import lease as leases
+from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine.arrow import arrow_schema, rows_to_table
+from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
+from airflow_milvus_backup.engine.errors import (
+    BackupExistsError,
+    BackupInProgressError,
+    BackupNotFoundError,
+    MilvusBackupError,
+)
+from airflow_milvus_backup.engine.names import (
+    DEFAULT_DB,
+    NAME_RE,
+    select_collections,
+    validate_backup_name,
+)
+from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
+from airflow_milvus_backup.engine.schema import capture_collection, exported_fields, primary_field
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+    from airflow_milvus_backup.engine.storage import Storage
+
+log = logging.getLogger("airflow_milvus_backup.engine.backup")
+
+PACKAGE_VERSION = "0.1.0"
+_DONE = object()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def _row_bytes_estimate(fields: list[dict[str, Any]]) -> int:
+    size = 16
+    for f in fields:
+        dim = int(f.get("params", {}).get("dim", 0) or 0)
+        t = f["type"]
+        if t == "FLOAT_VECTOR":
+            size += 4 * dim
+        elif t in ("FLOAT16_VECTOR", "BFLOAT16_VECTOR"):
+            size += 2 * dim
+        elif t == "BINARY_VECTOR":
+            size += dim // 8
+        elif t in ("VARCHAR", "JSON", "ARRAY", "SPARSE_FLOAT_VECTOR"):
+            size += 64
+        else:
+            size += 8
+    return size
+
+
+class _PartitionExport:
+    """Stream one partition (or a whole collection) into Parquet data files.
+
+    A reader thread pulls batches from ``query_iterator`` (network bound, releases the GIL) into a small
+    queue; this thread converts them to Arrow and writes Parquet to a temporary file; finished files go to
+    the shared upload pool. Memory is bounded by the queue depth and the in-flight uploads.
+    """
+
+    def __init__(
+        self,
+        engine: BackupEngine,
+        client: MilvusClient,
+        backup: str,
+        meta: dict[str, Any],
+        partition: str | None,
+        uploads: ThreadPoolExecutor,
+        upload_slots: threading.Semaphore,
+        progress: Progress,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.backup = backup
+        self.meta = meta
+        self.partition = partition
+        self.uploads = uploads
+        self.upload_slots = upload_slots
+        self.progress = progress
+        self.fields = exported_fields(meta)
+        self.all_names = {f["name"] for f in meta["fields"]}
+        self.schema = arrow_schema(self.fields, meta["enable_dynamic_field"])
+        self.pk = primary_field(meta)["name"]
+        self.snapshot_ts: int | None = None
+
+    def _reader(self, q: queue.Queue[Any], stop: threading.Event) -> None:
+        try:
+            row_bytes = _row_bytes_estimate(self.fields)
+            batch = max(256, min(16384, self.engine.batch_bytes // row_bytes))
+            output = ["*"] if self.meta["enable_dynamic_field"] else [f["name"] for f in self.fields]
+            kwargs: dict[str, Any] = {"batch_size": batch, "output_fields": output}
+            if self.partition is not None:
+                kwargs["partition_names"] = [self.partition]
+            it = self.client.query_iterator(self.meta["name"], **kwargs)
+            cursor = getattr(it, "get_cursor", None)
+            if cursor is not None:
+                try:
+                    self.snapshot_ts = int(cursor().session_ts)
+                except Exception:  # noqa: BLE001 - older pymilvus
+                    self.snapshot_ts = None
+            try:
+                while not stop.is_set():
+                    rows = it.next()
+                    if not rows:
+                        break
+                    q.put(rows)
+            finally:
+                it.close()
+            q.put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the writer thread
+            q.put(e)
+
+    def run(self) -> dict[str, Any]:
+        """Export the partition; return its manifest entry (name, rows, files)."""
+        import pyarrow as pa  # noqa: F401 - imported for its side effect of loading early
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        q: queue.Queue[Any] = queue.Queue(maxsize=self.engine.queue_depth)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._reader,
+            args=(q, stop),
+            daemon=True,
+            name=f"read-{self.meta['name']}-{self.partition}",
+        )
+        reader.start()
+        files: list[Future[dict[str, Any]]] = []
+        entry: dict[str, Any] = {"partition": self.partition, "rows": 0, "files": []}
+        writer: pq.ParquetWriter | None = None
+        tmp_path: Path | None = None
+        file_rows = 0
+        file_bytes = 0
+        min_pk: Any = None
+        max_pk: Any = None
+        index = 0
+
+        def close_file() -> None:
+            nonlocal writer, tmp_path, file_rows, file_bytes, min_pk, max_pk, index
+            if writer is None or tmp_path is None:
+                return
+            writer.close()
+            key = mf.data_file_key(self.meta["db_name"], self.meta["name"], self.partition, index)
+            info = {"key": key, "rows": file_rows, "min_pk": min_pk, "max_pk": max_pk}
+            path = tmp_path
+            self.upload_slots.acquire()
+            files.append(
+                self.uploads.submit(
+                    self.engine._upload, self.backup, path, info, self.progress, self.upload_slots
+                )
+            )
+            writer, tmp_path = None, None
+            file_rows, file_bytes, min_pk, max_pk = 0, 0, None, None
+            index += 1
+
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                table = rows_to_table(
+                    item,
+                    self.fields,
+                    self.schema,
+                    self.meta["enable_dynamic_field"],
+                    all_names=self.all_names,
+                )
+                if table.num_rows == 0:
+                    continue
+                table = table.take(pc.sort_indices(table, sort_keys=[(self.pk, "ascending")]))
+                if writer is None:
+                    fd, name = tempfile.mkstemp(
+                        prefix="milvus-backup-", suffix=".parquet", dir=self.engine.tmp_dir
+                    )
+                    os.close(fd)
+                    tmp_path = Path(name)
+                    writer = pq.ParquetWriter(
+                        str(tmp_path),
+                        self.schema,
+                        compression="zstd",
+                        compression_level=self.engine.zstd_level,
+                    )
+                writer.write_table(table)
+                pks = table.column(self.pk)
+                lo, hi = pks[0].as_py(), pks[-1].as_py()
+                min_pk = lo if min_pk is None else min(min_pk, lo)
+                max_pk = hi if max_pk is None else max(max_pk, hi)
+                file_rows += table.num_rows
+                file_bytes += table.nbytes
+                entry["rows"] += table.num_rows
+                self.progress.add(rows=table.num_rows)
+                if file_bytes >= self.engine.file_bytes:
+                    close_file()
+            close_file()
+            entry["files"] = [f.result() for f in files]
+        except BaseException:
+            stop.set()
+            while reader.is_alive():
+                try:
+                    q.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            if writer is not None:
+                writer.close()
+            if tmp_path is not None:
+                tmp_path.unlink(missing_ok=True)
+            for f in files:
+                try:
+                    f.result()
+                except BaseException:  # noqa: BLE001,S110 - the first error is the one raised
+                    pass
+            raise
+        finally:
+            reader.join(timeout=30)
+        entry["snapshot_ts"] = self.snapshot_ts
+        return entry
+
+
+class BackupEngine:
+    """Create, list, get and delete backups in one storage.
+
+    :param storage: where backups live (:class:`~airflow_milvus_backup.engine.storage.S3Storage` or
+        :class:`~airflow_milvus_backup.engine.storage.LocalStorage`).
+    :param parallelism: partitions exported at the same time.
+    :param file_bytes: roll over to a new data file after about this many (uncompressed) bytes.
+    :param batch_bytes: target size of one ``query_iterator`` batch.
+    :param logger: where progress lines go.
+    :param progress_callback: also called with progress figures.
+    :param progress_interval: seconds between progress lines.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        parallelism: int = 2,
+        file_bytes: int = 64 * 1024 * 1024,
+        batch_bytes: int = 4 * 1024 * 1024,
+        queue_depth: int = 2,
+        upload_concurrency: int = 2,
+        zstd_level: int = 1,
+        logger: logging.Logger | None = None,
+        progress_callback: ProgressCallback | None = None,
+        progress_interval: float = 5.0,
+        tmp_dir: str | None = None,
+        lock_ttl: float = leases.DEFAULT_TTL,
+    ) -> None:
+        self.storage = storage
+        self.parallelism = max(1, parallelism)
+        self.file_bytes = file_bytes
+        self.batch_bytes = batch_bytes
+        self.queue_depth = queue_depth
+        self.upload_concurrency = max(1, upload_concurrency)
+        self.zstd_level = zstd_level
+        self.log = logger or log
+        self.progress_callback = progress_callback
+        self.progress_interval = progress_interval
+        self.tmp_dir = tmp_dir
+        self.lock_ttl = lock_ttl
+
+    # ------------------------------------------------------------------------------------------- create
+    def create(
+        self,
+        milvus: MilvusParams,
+        backup_name: str,
+        collection_names: Iterable[str] | None = None,
+        *,
+        db_name: str | None = None,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Back up collections; return a summary (name, id, collections, rows, bytes, seconds).
+
+        :param milvus: how to reach Milvus.
+        :param backup_name: the backup's name (the Milvus Backup name rule).
+        :param collection_names: ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"``; default: every collection
+            of ``db_name``.
+        :param db_name: database of bare names (default: the connection's database).
+        :param overwrite: replace an existing backup of that name.
+        """
+        name = validate_backup_name(backup_name)
+        if isinstance(collection_names, str):
+            collection_names = [collection_names]
+        db_name = db_name or milvus.db_name or DEFAULT_DB
+        started = time.monotonic()
+        self.storage.check()
+        client = connect(milvus)
+        try:
+            with milvus_errors(milvus, f"Backup {name!r}"):
+                available = self._available(client, milvus, db_name, collection_names)
+                selection = select_collections(collection_names, available, db_name)
+                server_version = str(client.get_server_version())
+            lock = self._acquire(name, overwrite)
+            try:
+                summary = self._create_locked(
+                    client, milvus, name, lock.id, selection, server_version, started
+                )
+            except BaseException:
+                self._cleanup_failed(name, keep=lock.key)
+                raise
+            finally:
+                lock.release()
+        finally:
+            client.close()
+        return summary
+
+    def _available(
+        self, client: MilvusClient, milvus: MilvusParams, db_name: str, requested: Iterable[str] | None
+    ) -> dict[str, list[str]]:
+        dbs = {db_name}
+        for item in requested or []:
+            if isinstance(item, str) and "." in item:
+                dbs.add(item.split(".", 1)[0])
+        try:
+            known = set(client.list_databases())
+        except Exception:  # noqa: BLE001 - servers without databases
+            known = {DEFAULT_DB}
+        out: dict[str, list[str]] = {}
+        for db in sorted(dbs & known):
+            client.use_database(db)
+            out[db] = list(client.list_collections())
+        client.use_database(milvus.db_name or DEFAULT_DB)
+        return out
+
+    def _acquire(self, name: str, overwrite: bool) -> leases.Lease:
+        """Take the backup's lock, or raise: exactly one of two concurrent writers proceeds."""
+        for attempt in range(3):
+            self._check_free(name, overwrite)
+            lock = leases.Lease(
+                self.storage, f"{name}/{mf.LOCKS}{uuid.uuid4().hex}.json", {"backup": name}, ttl=self.lock_ttl
+            )
+            lock.write(exclusive=True)
+            others = [
+                b
+                for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}")
+                if b.get("id") != lock.id and leases.is_alive(b)
+            ]
+            if not others and (overwrite or not self.storage.exists(mf.manifest_key(name))):
+                lock.start_heartbeat()
+                if overwrite:
+                    self._clear(name, keep=lock.key)
+                return lock
+            # Another writer raced us: both step back, and the first to come back wins.
+            lock.release()
+            time.sleep(random.uniform(0.2, 1.0) * (attempt + 1))
+        raise BackupInProgressError(
+            f"Backup {name!r} in {self.storage.description} is being written by another process; wait for it "
+            "to finish or choose another name."
+        )
+
+    def _check_free(self, name: str, overwrite: bool) -> None:
+        live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+        if live:
+            b = live[0]
+            raise BackupInProgressError(
+                f"Backup {name!r} in {self.storage.description} is being written by another process "
+                f"(host {b.get('host')}, pid {b.get('pid')}, since {b.get('started_at')}); wait for it to finish "
+                "or choose another name."
+            )
+        if overwrite:
+            return
+        if self.storage.exists(mf.manifest_key(name)):
+            raise BackupExistsError(
+                f"Backup {name!r} already exists in {self.storage.description}; choose another name, delete it, "
+                "or pass overwrite=True."
+            )
+        if next(iter(self.storage.list(f"{name}/")), None) is not None:
+            raise BackupExistsError(
+                f"A partial backup {name!r} (interrupted, no manifest) exists in {self.storage.description}; "
+                "delete it or pass overwrite=True."
+            )
+
+    def _clear(self, name: str, keep: str | None = None) -> None:
+        """Delete a backup's objects, the manifest first so it never looks complete while half deleted."""
+        keys = [o.key for o in self.storage.list(f"{name}/") if o.key != keep]
+        manifest = mf.manifest_key(name)
+        if manifest in keys:
+            self.storage.delete([manifest])
+            keys.remove(manifest)
+        if keys:
+            self.storage.delete(keys)
+
+    def _cleanup_failed(self, name: str, keep: str) -> None:
+        try:
+            self._clear(name, keep=keep)
+            self.log.info("Removed the partial objects of failed backup %s", name)
+        except Exception as e:  # noqa: BLE001 - the original error matters more
+            self.log.warning(
+                "Could not remove the partial objects of failed backup %s: %s; delete it later", name, e
+            )
+
+    def _create_locked(
+        self,
+        client: MilvusClient,
+        milvus: MilvusParams,
+        name: str,
+        backup_id: str,
+        selection: list[tuple[str, str]],
+        server_version: str,
+        started: float,
+    ) -> dict[str, Any]:
+        started_at = _now()
+        self.log.info(
+            "Backup %s: %d collection(s) from Milvus %s at %s to %s",
+            name,
+            len(selection),
+            server_version,
+            milvus.address,
+            self.storage.description,
+        )
+        metas: list[dict[str, Any]] = []
+        db_props: dict[str, dict[str, Any]] = {}
+        total_rows = 0
+        with milvus_errors(milvus, f"Backup {name!r}"):
+            for db, coll in selection:
+                client.use_database(db)
+                if db not in db_props:
+                    db_props[db] = self._db_properties(client, db)
+                meta = capture_collection(client, coll, db)
+                stats_rows = int(client.get_collection_stats(coll).get("row_count", 0))
+                meta["stats_row_count"] = stats_rows
+                total_rows += stats_rows
+                metas.append(meta)
+        progress = Progress(
+            f"Backup {name}",
+            total_rows=total_rows,
+            logger=self.log,
+            callback=self.progress_callback,
+            interval=self.progress_interval,
+        )
+        upload_slots = threading.Semaphore(self.upload_concurrency + self.parallelism)
+        with (
+            ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="upload") as uploads,
+            ThreadPoolExecutor(self.parallelism, thread_name_prefix="export") as exports,
+        ):
+            jobs: list[tuple[dict[str, Any], Future[dict[str, Any]]]] = []
+            for meta in metas:
+                part_client = self._client_for(milvus, meta["db_name"])
+                has_key = any(f.get("is_partition_key") for f in meta["fields"])
+                parts: list[str | None] = [None] if has_key else list(meta["partitions"])
+                for p in parts:
+                    job = _PartitionExport(self, part_client, name, meta, p, uploads, upload_slots, progress)
+                    jobs.append((meta, exports.submit(self._run_export, milvus, job)))
+            for meta, fut in jobs:
+                meta.setdefault("data", []).append(fut.result())
+        for meta in metas:
+            meta["row_count"] = sum(p["rows"] for p in meta["data"])
+            snaps = [p.get("snapshot_ts") for p in meta["data"] if p.get("snapshot_ts")]
+            meta["snapshot_ts"] = min(snaps) if snaps else None
+        files = [f for m in metas for p in m["data"] for f in p["files"]]
+        total_bytes = sum(f["size"] for f in files)
+        manifest = {
+            "format": mf.FORMAT_NAME,
+            "format_version": mf.FORMAT_VERSION,
+            "name": name,
+            "id": backup_id,
+            "state": "complete",
+            "started_at": started_at,
+            "finished_at": _now(),
+            "producer": {"package": "airflow-milvus-backup", "version": PACKAGE_VERSION},
+            "source": {"address": milvus.address, "lite": milvus.is_lite, "server_version": server_version},
+            "server_version": server_version,
+            "databases": db_props,
+            "collections": metas,
+            "totals": {
+                "collections": len(metas),
+                "rows": sum(m["row_count"] for m in metas),
+                "files": len(files),
+                "bytes": total_bytes,
+            },
+        }
+        self.storage.put_bytes(mf.manifest_key(name), mf.dumps(manifest))
+        progress.report(final=True)
+        seconds = round(time.monotonic() - started, 3)
+        self.log.info(
+            "Backup %s complete: %d collection(s), %s rows, %s in %d file(s), %.1f s",
+            name,
+            len(metas),
+            f"{manifest['totals']['rows']:,}",
+            human_bytes(total_bytes),
+            len(files),
+            seconds,
+        )
+        return {
+            "backup_name": name,
+            "backup_id": backup_id,
+            "collections": [f"{m['db_name']}.{m['name']}" for m in metas],
+            "rows": manifest["totals"]["rows"],
+            "bytes": total_bytes,
+            "files": len(files),
+            "seconds": seconds,
+            "storage": self.storage.description,
+        }
+
+    def _client_for(self, milvus: MilvusParams, db: str) -> MilvusClient:
+        if (milvus.db_name or DEFAULT_DB) == db:
+            return connect(milvus)
+        from dataclasses import replace
+
+        return connect(replace(milvus, db_name=db))
+
+    def _run_export(self, milvus: MilvusParams, job: _PartitionExport) -> dict[str, Any]:
+        what = f"Export of {job.meta['db_name']}.{job.meta['name']}" + (
+            f" partition {job.partition}" if job.partition else ""
+        )
+        with milvus_errors(milvus, what):
+            return job.run()
+
+    def _db_properties(self, client: MilvusClient, db: str) -> dict[str, Any]:
+        try:
+            d = dict(client.describe_database(db))
+        except Exception:  # noqa: BLE001 - not implemented before Milvus 2.4.x
+            return {}
+        d.pop("name", None)
+        return {str(k): str(v) for k, v in d.items()}
+
+    def _upload(
+        self, backup: str, path: Path, info: dict[str, Any], progress: Progress, slots: threading.Semaphore
+    ) -> dict[str, Any]:
+        try:
+            h = hashlib.sha256()
+            size = 0
+            with open(path, "rb") as fh:
+                while chunk := fh.read(8 * 1024 * 1024):
+                    h.update(chunk)
+                    size += len(chunk)
+            self.storage.put_file(f"{backup}/{info['key']}", path)
+            progress.add(nbytes=size)
+            return {**info, "size": size, "sha256": h.hexdigest()}
+        finally:
+            path.unlink(missing_ok=True)
+            slots.release()
+
+    # ---------------------------------------------------------------------------------------- list/get
+    def list(self) -> list[dict[str, Any]]:
+        """Return every backup, newest first: name, id, state, size, collections, created time.
+
+        ``state`` is ``complete`` (manifest present), ``in_progress`` (a live writer holds its lock) or
+        ``partial`` (objects without a manifest: an interrupted backup; delete it).
+        """
+        out = []
+        for name in self.storage.list_dirs(""):
+            if not NAME_RE.fullmatch(name):
+                continue
+            out.append(self._summary(name))
+        out = [o for o in out if o is not None]
+        out.sort(key=lambda o: (o.get("created_at") or "", o["name"]), reverse=True)
+        return out
+
+    def _summary(self, name: str) -> dict[str, Any]:
+        objs = list(self.storage.list(f"{name}/"))
+        size = sum(o.size for o in objs)
+        created = min((o.last_modified for o in objs), default=None)
+        entry: dict[str, Any] = {
+            "name": name,
+            "size": size,
+            "objects": len(objs),
+            "created_at": created.isoformat() if created else None,
+        }
+        if any(o.key == mf.manifest_key(name) for o in objs):
+            try:
+                m = self.get(name)
+            except MilvusBackupError as e:
+                entry.update(state="corrupt", error=str(e), id=None, collections=[])
+                return entry
+            entry.update(
+                state="complete",
+                id=m["id"],
+                collections=[f"{c['db_name']}.{c['name']}" for c in m["collections"]],
+                rows=m.get("totals", {}).get("rows"),
+                created_at=m.get("started_at"),
+                finished_at=m.get("finished_at"),
+                server_version=m.get("server_version"),
+            )
+            return entry
+        live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+        entry.update(
+            state="in_progress" if live else "partial",
+            id=live[0].get("backup_id") if live else None,
+            collections=[],
+        )
+        return entry
+
+    def get(self, backup_name: str) -> dict[str, Any]:
+        """Return the manifest of a complete backup.
+
+        :raises BackupNotFoundError: no such backup.
+        :raises IncompleteBackupError: the backup was interrupted (no manifest).
+        :raises ManifestError: the manifest is truncated or invalid.
+        """
+        return mf.load(self.storage, backup_name)
+
+    def latest(self, prefix: str = "") -> dict[str, Any]:
+        """Return the list entry of the newest complete backup whose name starts with ``prefix``."""
+        for b in self.list():
+            if b["state"] == "complete" and b["name"].startswith(prefix):
+                return b
+        raise BackupNotFoundError(
+            f"No complete backup{f' named {prefix}*' if prefix else ''} in {self.storage.description}."
+        )
+
+    def delete(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
+        """Delete every object of a backup, complete or partial; return what was deleted.
+
+        :param force: delete even while a live process holds the backup's lock.
+        :raises BackupNotFoundError: nothing is stored under that name.
+        :raises BackupInProgressError: the backup is being written (without ``force``).
+        """
+        name = validate_backup_name(backup_name)
+        objs = list(self.storage.list(f"{name}/"))
+        if not objs:
+            raise BackupNotFoundError(
+                f"Backup {name!r} does not exist in {self.storage.description}; nothing to delete."
+            )
+        if not force:
+            live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+            if live:
+                raise BackupInProgressError(
+                    f"Backup {name!r} is being written by another process (pid {live[0].get('pid')}); wait for "
+                    "it to finish, or pass force=True."
+                )
+        self._clear(name)
+        size = sum(o.size for o in objs)
+        self.log.info("Deleted backup %s: %d object(s), %s", name, len(objs), human_bytes(size))
+        return {"backup_name": name, "objects": len(objs), "bytes": size}
+
+
+def read_manifest(storage: Storage, backup_name: str) -> dict[str, Any]:
+    """Return the checked manifest of a complete backup (see :func:`manifest.load`)."""
+    return mf.load(storage, backup_name)

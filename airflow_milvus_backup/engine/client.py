@@ -1,0 +1,172 @@
+"""How the engine reaches Milvus: connection parameters without secrets in their repr, and error mapping."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus_backup.engine.errors import (
+    DatabaseNotFoundError,
+    MilvusConnectionError,
+)
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MilvusParams:
+    """Everything needed to open a ``MilvusClient``.
+
+    :param uri: ``http(s)://host:port``, a Zilliz Cloud endpoint, or the path of a Milvus Lite ``.db`` file.
+    :param token: an API key or ``user:password`` (never logged).
+    :param user: user name, with ``password``.
+    :param password: password (never logged).
+    :param db_name: the database to use.
+    :param secure: use TLS.
+    :param server_name: the TLS server name to expect.
+    :param server_pem_path: CA or server certificate for TLS.
+    :param client_pem_path: client certificate for mutual TLS.
+    :param client_key_path: client key for mutual TLS.
+    :param timeout: seconds for connecting and for each call.
+    """
+
+    uri: str
+    token: str = field(default="", repr=False)
+    user: str = ""
+    password: str = field(default="", repr=False)
+    db_name: str = "default"
+    secure: bool | None = None
+    server_name: str = ""
+    server_pem_path: str = ""
+    client_pem_path: str = ""
+    client_key_path: str = ""
+    timeout: float = 30.0
+
+    @property
+    def is_lite(self) -> bool:
+        """Whether the URI is a Milvus Lite file (embedded)."""
+        return not self.uri.startswith(("http://", "https://", "tcp://", "grpc://", "unix:"))
+
+    @property
+    def address(self) -> str:
+        """The address to show in messages: the URI with any credentials removed."""
+        uri = self.uri
+        if "@" in uri and "://" in uri:
+            scheme, rest = uri.split("://", 1)
+            uri = f"{scheme}://{rest.split('@', 1)[1]}"
+        return uri
+
+    def secrets(self) -> list[str]:
+        """Return the secret values, so callers can make sure they never appear anywhere."""
+        return [s for s in (self.token, self.password) if s]
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Return keyword arguments for ``MilvusClient``."""
+        kw: dict[str, Any] = {"uri": self.uri, "timeout": self.timeout}
+        if self.is_lite:
+            kw["uri"] = os.path.abspath(self.uri)
+        if self.token:
+            kw["token"] = self.token
+        if self.user:
+            kw["user"] = self.user
+            kw["password"] = self.password
+        if self.db_name and self.db_name != "default":
+            kw["db_name"] = self.db_name
+        if self.secure is not None and not self.is_lite:
+            kw["secure"] = self.secure
+        if self.server_name:
+            kw["server_name"] = self.server_name
+        if self.server_pem_path:
+            kw["server_pem_path"] = self.server_pem_path
+            kw["ca_pem_path"] = self.server_pem_path
+        if self.client_pem_path:
+            kw["client_pem_path"] = self.client_pem_path
+        if self.client_key_path:
+            kw["client_key_path"] = self.client_key_path
+        return kw
+
+    def scrub(self, text: str) -> str:
+        """Replace every secret value in ``text`` by ``***``."""
+        for s in self.secrets():
+            text = text.replace(s, "***")
+        return text
+
+
+def describe_milvus_error(params: MilvusParams, exc: BaseException, what: str) -> str:
+    """Return one clear message for a pymilvus failure, naming Milvus and its address, with no secret."""
+    msg = params.scrub(str(getattr(exc, "message", None) or exc))
+    return f"{what}: Milvus at {params.address} failed: {msg}"
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """Return whether a pymilvus/grpc exception means Milvus is unreachable or refused us."""
+    text = str(exc).lower()
+    code = getattr(exc, "code", None)
+    markers = (
+        "fail connecting",
+        "unavailable",
+        "connection refused",
+        "failed to connect",
+        "deadline exceeded",
+        "connect to server",
+        "socket closed",
+        "not ready",
+        "server unavailable",
+        "timeout",
+        "illegal connection params",
+        "unauthenticated",
+        "auth",
+        "credential",
+        "connection reset",
+    )
+    return code in (1, 2, 15, 16, 1800) or any(m in text for m in markers)
+
+
+@contextmanager
+def milvus_errors(params: MilvusParams, what: str) -> Iterator[None]:
+    """Translate connection-level pymilvus errors inside the block into :class:`MilvusConnectionError`."""
+    try:
+        yield
+    except MilvusConnectionError:
+        raise
+    except Exception as e:
+        from pymilvus.exceptions import MilvusException
+
+        grpc_err = type(e).__module__.startswith("grpc")
+        if (isinstance(e, MilvusException) or grpc_err) and is_connection_failure(e):
+            raise MilvusConnectionError(
+                describe_milvus_error(params, e, what)
+                + ". Check that Milvus is running and the address, token and TLS settings are right."
+            ) from None
+        raise
+
+
+def connect(params: MilvusParams) -> MilvusClient:
+    """Open a ``MilvusClient``, or raise :class:`MilvusConnectionError` naming the address (no secret)."""
+    from pymilvus import MilvusClient
+
+    with milvus_errors(params, "Connect"):
+        try:
+            client = MilvusClient(**params.client_kwargs())
+        except Exception as e:
+            from pymilvus.exceptions import MilvusException
+
+            if isinstance(e, MilvusException) and "database not found" in str(e).lower():
+                raise DatabaseNotFoundError(
+                    f"Database {params.db_name!r} does not exist in Milvus at {params.address}; create it or fix "
+                    "db_name."
+                ) from None
+            if isinstance(e, MilvusException) and not is_connection_failure(e):
+                raise
+            raise MilvusConnectionError(
+                describe_milvus_error(params, e, "Connect")
+                + ". Check that Milvus is running and the address, token and TLS settings are right."
+            ) from None
+    return client

@@ -1,0 +1,127 @@
+"""Leases: small JSON objects that say "this process is working on this", with liveness.
+
+A lease is alive while its process runs: on the same host we ask the OS whether the pid exists; from another
+host we trust its heartbeat for ``ttl`` seconds. Used for backup locks and running restores.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.storage import Storage
+
+log = logging.getLogger(__name__)
+DEFAULT_TTL = 120.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def pid_alive(pid: int) -> bool:
+    """Return whether a process with that pid exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_alive(body: dict[str, Any], ttl: float = DEFAULT_TTL) -> bool:
+    """Return whether the holder of a lease body is still working."""
+    if body.get("host") == socket.gethostname() and isinstance(body.get("pid"), int):
+        if not pid_alive(body["pid"]):
+            return False
+    try:
+        beat = datetime.fromisoformat(str(body.get("heartbeat_at")))
+    except ValueError:
+        return False
+    return (_now() - beat).total_seconds() < float(body.get("ttl", ttl))
+
+
+class Lease:
+    """A heartbeat-refreshed object at ``key`` in ``storage``.
+
+    :param storage: where the lease lives.
+    :param key: its key.
+    :param body: extra JSON fields (what is being done).
+    :param ttl: seconds after the last heartbeat at which another host may consider it dead.
+    """
+
+    def __init__(
+        self, storage: Storage, key: str, body: dict[str, Any] | None = None, ttl: float = DEFAULT_TTL
+    ) -> None:
+        self.storage = storage
+        self.key = key
+        self.id = uuid.uuid4().hex
+        self.ttl = ttl
+        self.body: dict[str, Any] = {
+            "id": self.id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started_at": _now().isoformat(),
+            "ttl": ttl,
+            **(body or {}),
+        }
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def payload(self) -> bytes:
+        """Return the lease's JSON with a fresh heartbeat."""
+        self.body["heartbeat_at"] = _now().isoformat()
+        return json.dumps(self.body, sort_keys=True).encode()
+
+    def write(self, exclusive: bool = False) -> bool:
+        """Write (or refresh) the lease; with ``exclusive``, only if the key does not exist."""
+        if exclusive:
+            return self.storage.put_if_absent(self.key, self.payload())
+        self.storage.put_bytes(self.key, self.payload())
+        return True
+
+    def start_heartbeat(self) -> None:
+        """Refresh the lease every ``ttl / 4`` seconds in a daemon thread until :meth:`release`."""
+
+        def beat() -> None:
+            while not self._stop.wait(self.ttl / 4):
+                try:
+                    self.write()
+                except Exception as e:  # noqa: BLE001 - a missed heartbeat is not fatal
+                    log.warning("Could not refresh %s: %s", self.key, e)
+
+        self._thread = threading.Thread(target=beat, name=f"lease-{self.id[:8]}", daemon=True)
+        self._thread.start()
+
+    def release(self, delete: bool = True) -> None:
+        """Stop the heartbeat and (by default) delete the lease."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        if delete:
+            try:
+                self.storage.delete([self.key])
+            except Exception as e:  # noqa: BLE001
+                log.warning("Could not delete %s: %s", self.key, e)
+
+
+def read_leases(storage: Storage, prefix: str) -> list[dict[str, Any]]:
+    """Return the parsed bodies of every lease under ``prefix`` (unreadable ones are skipped)."""
+    out = []
+    for obj in storage.list(prefix):
+        try:
+            body = json.loads(storage.get_bytes(obj.key))
+        except Exception:  # noqa: BLE001 - a lease being deleted or half-written
+            continue
+        if isinstance(body, dict):
+            body["_key"] = obj.key
+            out.append(body)
+    return out

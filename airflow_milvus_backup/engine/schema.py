@@ -1,0 +1,225 @@
+"""Capture a collection's complete metadata as plain JSON, and build a pymilvus schema back from it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus_backup.engine.errors import UnsupportedError
+
+if TYPE_CHECKING:
+    from pymilvus import CollectionSchema, MilvusClient
+
+log = logging.getLogger(__name__)
+
+#: Field params that are numbers on the wire but come back as strings from some servers.
+_INT_PARAMS = {"dim", "max_length", "max_capacity"}
+_FIELD_FLAGS = (
+    "is_primary",
+    "auto_id",
+    "is_partition_key",
+    "is_clustering_key",
+    "nullable",
+    "is_function_output",
+)
+
+
+def _dtype_name(t: Any) -> str:
+    return t.name if hasattr(t, "name") else str(t)
+
+
+def _default_value(v: Any) -> Any:
+    """Turn the protobuf ``ValueField`` pymilvus returns for a default value into a JSON value."""
+    if v is None:
+        return None
+    which = v.WhichOneof("data") if hasattr(v, "WhichOneof") else None
+    if which is None:
+        return v
+    val = getattr(v, which)
+    if which == "bytes_data":
+        return val.hex()
+    return val
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if hasattr(v, "name") and hasattr(v, "value") and not isinstance(v, (str, int, float)):
+        return v.name
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return str(v)
+
+
+def capture_field(f: dict[str, Any]) -> dict[str, Any]:
+    """Return one field of ``describe_collection`` as JSON, every param kept."""
+    params: dict[str, Any] = {}
+    for k, v in (f.get("params") or {}).items():
+        if k in _INT_PARAMS:
+            try:
+                v = int(v)
+            except (TypeError, ValueError):
+                pass
+        params[k] = _jsonable(v)
+    out: dict[str, Any] = {
+        "name": f["name"],
+        "type": _dtype_name(f["type"]),
+        "description": f.get("description", "") or "",
+        "params": params,
+    }
+    for flag in _FIELD_FLAGS:
+        if f.get(flag):
+            out[flag] = True
+    if f.get("element_type") is not None:
+        out["element_type"] = _dtype_name(f["element_type"])
+    if f.get("default_value") is not None:
+        out["default_value"] = _default_value(f["default_value"])
+    return out
+
+
+def capture_collection(client: MilvusClient, name: str, db_name: str) -> dict[str, Any]:
+    """Return the metadata of one collection: schema, functions, properties, partitions, indexes, aliases.
+
+    :param client: a client already switched to ``db_name``.
+    :param name: the collection.
+    :param db_name: its database (recorded, not switched to).
+    """
+    d = client.describe_collection(name)
+    fields = [capture_field(f) for f in d["fields"]]
+    functions = [
+        {
+            "name": fn["name"],
+            "type": _dtype_name(fn["type"]),
+            "description": fn.get("description", "") or "",
+            "input_field_names": list(fn.get("input_field_names") or []),
+            "output_field_names": list(fn.get("output_field_names") or []),
+            "params": _jsonable(dict(fn.get("params") or {})),
+        }
+        for fn in d.get("functions") or []
+    ]
+    has_pk_key = any(f.get("is_partition_key") for f in fields)
+    indexes = []
+    for idx_name in client.list_indexes(name):
+        info = dict(client.describe_index(name, idx_name) or {})
+        for k in ("total_rows", "indexed_rows", "pending_index_rows", "state", "fail_reason"):
+            info.pop(k, None)
+        field_name = info.pop("field_name", None)
+        index_name = info.pop("index_name", idx_name)
+        index_type = info.pop("index_type", None)
+        metric_type = info.pop("metric_type", None)
+        params = {}
+        for k, v in info.items():
+            if k == "params" and isinstance(v, str):
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    pass
+            params[k] = _jsonable(v)
+        indexes.append(
+            {
+                "index_name": index_name,
+                "field_name": field_name,
+                "index_type": index_type,
+                "metric_type": metric_type,
+                "params": params,
+            }
+        )
+    try:
+        aliases = sorted(client.list_aliases(name).get("aliases", []))
+    except Exception as e:  # noqa: BLE001 - some servers do not list aliases per collection
+        log.warning("Cannot list aliases of %s.%s: %s", db_name, name, e)
+        aliases = []
+    load_state = client.get_load_state(name).get("state")
+    partitions = sorted(client.list_partitions(name))
+    return {
+        "db_name": db_name,
+        "name": name,
+        "description": d.get("description", "") or "",
+        "auto_id": bool(d.get("auto_id")),
+        "enable_dynamic_field": bool(d.get("enable_dynamic_field")),
+        "num_shards": int(d.get("num_shards") or 1),
+        "num_partitions": int(d.get("num_partitions") or 0) if has_pk_key else None,
+        "consistency_level": int(d.get("consistency_level") or 0),
+        "consistency_level_name": d.get("consistency_level_name"),
+        "properties": _jsonable(dict(d.get("properties") or {})),
+        "fields": fields,
+        "functions": functions,
+        "partitions": partitions,
+        "indexes": indexes,
+        "aliases": aliases,
+        "load_state": _dtype_name(load_state) if load_state is not None else None,
+        "collection_id": d.get("collection_id"),
+        "created_timestamp": d.get("created_timestamp"),
+    }
+
+
+def exported_fields(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the fields whose values are stored in data files (function outputs are regenerated)."""
+    return [f for f in meta["fields"] if not f.get("is_function_output")]
+
+
+def primary_field(meta: dict[str, Any]) -> dict[str, Any]:
+    """Return the primary key field of a captured collection."""
+    for f in meta["fields"]:
+        if f.get("is_primary"):
+            return f
+    raise UnsupportedError(f"Collection {meta['name']!r} has no primary key field in its metadata.")
+
+
+def build_schema(meta: dict[str, Any], *, auto_id: bool | None = None) -> CollectionSchema:
+    """Build a pymilvus ``CollectionSchema`` equal to the captured one.
+
+    :param meta: a collection entry of the manifest.
+    :param auto_id: override the primary key's ``auto_id`` (``None`` keeps the captured value).
+    """
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    schema = MilvusClient.create_schema(
+        auto_id=meta["auto_id"] if auto_id is None else auto_id,
+        enable_dynamic_field=meta["enable_dynamic_field"],
+        description=meta.get("description", ""),
+    )
+    for f in meta["fields"]:
+        kwargs: dict[str, Any] = dict(f.get("params") or {})
+        for flag in ("is_primary", "is_partition_key", "is_clustering_key", "nullable"):
+            if f.get(flag):
+                kwargs[flag] = True
+        if f.get("is_primary"):
+            kwargs["auto_id"] = meta["auto_id"] if auto_id is None else auto_id
+        if f.get("element_type"):
+            kwargs["element_type"] = DataType[f["element_type"]]
+            if f["element_type"] == "VARCHAR" and "max_length" not in kwargs:
+                # Milvus Lite does not report an array's element max_length; the widest is always safe.
+                kwargs["max_length"] = 65535
+        if "default_value" in f:
+            kwargs["default_value"] = f["default_value"]
+        for k in ("enable_analyzer", "enable_match", "mmap_enabled"):
+            if isinstance(kwargs.get(k), str):
+                kwargs[k] = kwargs[k].lower() == "true"
+        if isinstance(kwargs.get("analyzer_params"), str):
+            try:
+                kwargs["analyzer_params"] = json.loads(kwargs["analyzer_params"])
+            except ValueError:
+                pass
+        try:
+            dtype = DataType[f["type"]]
+        except KeyError:
+            raise UnsupportedError(
+                f"Field {f['name']!r} of {meta['name']!r} has type {f['type']} that this pymilvus does not know."
+            ) from None
+        schema.add_field(f["name"], dtype, description=f.get("description", ""), **kwargs)
+    for fn in meta.get("functions") or []:
+        schema.add_function(
+            Function(
+                name=fn["name"],
+                function_type=FunctionType[fn["type"]],
+                input_field_names=fn["input_field_names"],
+                output_field_names=fn["output_field_names"],
+                description=fn.get("description", ""),
+                params=fn.get("params") or None,
+            )
+        )
+    return schema

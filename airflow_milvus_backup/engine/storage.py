@@ -1,0 +1,571 @@
+"""Where backups live: a handful of verbs over S3 or a local directory.
+
+Keys are relative to the backend's root (``root_path``) and validated at this seam: segments of ASCII
+letters, digits, ``_``, ``-``, ``.`` and ``=``, never ``.`` or ``..``, so nothing escapes the root.
+
+Atomicity: on both backends a single object appears whole or not at all (S3 by its nature; the local
+backend writes a temporary file and renames it). Nothing is atomic across objects: a backup is committed by
+its manifest, written last (see FORMAT.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
+
+from airflow_milvus_backup.engine.errors import (
+    InvalidArgumentError,
+    StorageAccessError,
+    StorageConnectionError,
+    StorageError,
+    StorageNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+_SEGMENT_RE = re.compile(r"^[A-Za-z0-9_=.\-]{1,255}$")
+T = TypeVar("T")
+CHUNK = 8 * 1024 * 1024
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` if every ``/``-separated segment is safe, else raise :class:`InvalidArgumentError`."""
+    if not isinstance(key, str) or not key:
+        raise InvalidArgumentError(f"Invalid storage key {key!r}: empty.")
+    for seg in key.split("/"):
+        if seg in ("", ".", "..") or not _SEGMENT_RE.fullmatch(seg):
+            raise InvalidArgumentError(f"Invalid storage key {key!r}: segment {seg!r} is not allowed.")
+    return key
+
+
+def validate_root(root: str) -> str:
+    """Normalise a ``root_path`` (may be empty) and refuse ``..`` and odd characters."""
+    root = (root or "").strip("/")
+    if root:
+        validate_key(root)
+    return root
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its key relative to the root, size in bytes and last modification time."""
+
+    key: str
+    size: int
+    last_modified: datetime
+
+
+class Storage(ABC):
+    """The storage seam: store, load, list, delete and hash objects by key."""
+
+    #: A human description with no secret in it, e.g. ``s3://bucket/backups`` or ``/var/backups``.
+    description: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``, replacing any object there."""
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a local file (multipart for large files on S3)."""
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store ``data`` only if ``key`` does not exist; return whether it was stored.
+
+        Atomic where the backend can be (local: ``O_EXCL``; S3: ``If-None-Match``); elsewhere a check then
+        a write, and callers must not rely on it alone.
+        """
+        if self.exists(key):
+            return False
+        self.put_bytes(key, data)
+        return True
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Return the whole object (for small objects such as manifests)."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> IO[bytes]:
+        """Return a stream over the object, read in chunks."""
+
+    @abstractmethod
+    def download(self, key: str, path: Path) -> None:
+        """Copy the object to a local file."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix`` (a folder prefix ends with ``/``)."""
+
+    @abstractmethod
+    def list_dirs(self, prefix: str = "") -> list[str]:
+        """Return the names directly below ``prefix`` that have objects under them."""
+
+    @abstractmethod
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects; keys that do not exist are ignored."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Return whether an object exists under ``key``."""
+
+    def sha256(self, key: str) -> tuple[str, int]:
+        """Stream the object and return its sha256 hex digest and size."""
+        h = hashlib.sha256()
+        size = 0
+        with self.open_read(key) as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        return h.hexdigest(), size
+
+    def check(self) -> None:
+        """Fail with a clear error if the storage cannot be used (missing bucket, credentials, unreachable)."""
+        next(iter(self.list_dirs("")), None)
+
+
+# --------------------------------------------------------------------------------------------------- local
+class LocalStorage(Storage):
+    """A directory on a local or mounted file system."""
+
+    def __init__(self, path: str | os.PathLike[str], root_path: str = "") -> None:
+        self.base = Path(path).resolve()
+        self.root = validate_root(root_path)
+        self.dir = self.base / self.root if self.root else self.base
+        self.description = str(self.dir)
+
+    def _path(self, key: str) -> Path:
+        p = self.dir / validate_key(key)
+        if self.dir not in p.parents:
+            raise InvalidArgumentError(f"Storage key {key!r} escapes {self.dir}.")
+        return p
+
+    def _tmp(self, p: Path) -> Path:
+        return p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:12]}")
+
+    def put_bytes(self, key: str, data: bytes) -> None:  # noqa: D102
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp(p)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+
+    def put_file(self, key: str, path: Path) -> None:  # noqa: D102
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._tmp(p)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, p)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:  # noqa: D102
+        p = self._path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        return True
+
+    def get_bytes(self, key: str) -> bytes:  # noqa: D102
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
+
+    def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
+        try:
+            return open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
+
+    def download(self, key: str, path: Path) -> None:  # noqa: D102
+        try:
+            shutil.copyfile(self._path(key), path)
+        except FileNotFoundError:
+            raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:  # noqa: D102
+        if not self.dir.exists():
+            return
+        start = self.dir
+        if prefix:
+            folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+            start = self.dir / folder if folder else self.dir
+            if folder:
+                validate_key(folder)
+        if not start.exists():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames.sort()
+            for fn in sorted(filenames):
+                if fn.startswith(".") and ".tmp-" in fn:
+                    continue
+                full = Path(dirpath) / fn
+                key = full.relative_to(self.dir).as_posix()
+                if key.startswith(prefix):
+                    st = full.stat()
+                    yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+
+    def list_dirs(self, prefix: str = "") -> list[str]:  # noqa: D102
+        d = self.dir / prefix.strip("/") if prefix.strip("/") else self.dir
+        if not d.is_dir():
+            return []
+        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def delete(self, keys: list[str]) -> None:  # noqa: D102
+        parents: set[Path] = set()
+        for key in keys:
+            p = self._path(key)
+            p.unlink(missing_ok=True)
+            parents.add(p.parent)
+        for parent in sorted(parents, key=lambda x: len(x.parts), reverse=True):
+            while parent != self.dir and self.dir in parent.parents:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+                parent = parent.parent
+
+    def exists(self, key: str) -> bool:  # noqa: D102
+        return self._path(key).is_file()
+
+    def check(self) -> None:  # noqa: D102
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageAccessError(f"Cannot use backup directory {self.dir}: {e}. Check the path.") from e
+
+
+# ------------------------------------------------------------------------------------------------------ S3
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+_ACCESS = {
+    "403",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AllAccessDisabled",
+}
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Retry connection failures, throttling (429, SlowDown) and 5xx; never not-found, access or integrity."""
+    return isinstance(exc, StorageConnectionError)
+
+
+class S3Storage(Storage):
+    """An S3 bucket (AWS or any S3-compatible store reached through ``endpoint_url``).
+
+    :param client: a boto3 S3 client (the Airflow hook hands in the one from ``S3Hook.get_conn()``).
+    :param bucket: the bucket name.
+    :param root_path: the prefix under which backups live.
+    :param sse: ``"AES256"`` (SSE-S3) or ``"aws:kms"`` (SSE-KMS); ``None`` for the bucket default.
+    :param sse_kms_key_id: the KMS key id with ``sse="aws:kms"``.
+    :param max_concurrency: parallel parts of one multipart upload.
+    :param retry_seconds: give up on a transient failure after this long (bounded retries with backoff).
+    """
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        root_path: str = "backup",
+        *,
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        multipart_threshold: int = 16 * 1024 * 1024,
+        multipart_chunksize: int = 16 * 1024 * 1024,
+        max_concurrency: int = 4,
+        retry_seconds: float = 60.0,
+        retry_attempts: int = 6,
+    ) -> None:
+        if not bucket or not isinstance(bucket, str):
+            raise InvalidArgumentError("An S3 bucket name is required: set bucket_name.")
+        self.client = client
+        self.bucket = bucket
+        self.root = validate_root(root_path)
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        self.description = f"s3://{bucket}/{self.root}" if self.root else f"s3://{bucket}"
+        self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+        self._retry_seconds = retry_seconds
+        self._retry_attempts = retry_attempts
+        from boto3.s3.transfer import TransferConfig
+
+        self.transfer_config = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+            use_threads=max_concurrency > 1,
+        )
+        if sse not in (None, "", "AES256", "aws:kms", "aws:kms:dsse"):
+            raise InvalidArgumentError(f"Invalid server-side encryption {sse!r}: use 'AES256' or 'aws:kms'.")
+        if sse_kms_key_id and sse != "aws:kms":
+            raise InvalidArgumentError("sse_kms_key_id needs sse='aws:kms'.")
+
+    # -- helpers
+    def _key(self, key: str) -> str:
+        validate_key(key)
+        return f"{self.root}/{key}" if self.root else key
+
+    def _rel(self, full: str) -> str:
+        return full[len(self.root) + 1 :] if self.root else full
+
+    def extra_args(self) -> dict[str, str]:
+        """Return the upload arguments that carry server-side encryption settings."""
+        extra: dict[str, str] = {}
+        if self.sse:
+            extra["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id:
+            extra["SSEKMSKeyId"] = self.sse_kms_key_id
+        return extra
+
+    def _translate(self, exc: Exception, what: str) -> StorageError:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionClosedError,
+            ConnectTimeoutError,
+            EndpointConnectionError,
+            NoCredentialsError,
+            ReadTimeoutError,
+        )
+
+        where = f"{self.description}" + (f" at {self.endpoint}" if self.endpoint else "")
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "NoSuchBucket":
+                return StorageNotFoundError(
+                    f"Bucket {self.bucket!r} does not exist at {self.endpoint or 'S3'}: create it or fix "
+                    "bucket_name."
+                )
+            if code in _NOT_FOUND or status == 404:
+                return StorageNotFoundError(f"{what}: not found in {where}.")
+            if code in _ACCESS or status == 403:
+                return StorageAccessError(
+                    f"{what}: S3 refused access to {where} ({code}). Check the AWS connection's access key "
+                    "and secret, and the bucket policy."
+                )
+            if status == 429 or status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError"):
+                return StorageConnectionError(f"{what}: S3 at {where} answered {status} {code}; retry later.")
+            return StorageError(f"{what}: S3 error {code} ({status}) on {where}.")
+        if isinstance(exc, NoCredentialsError):
+            return StorageAccessError(
+                f"{what}: no AWS credentials found for {where}; set the AWS connection."
+            )
+        if isinstance(
+            exc,
+            (
+                EndpointConnectionError,
+                ConnectTimeoutError,
+                ReadTimeoutError,
+                ConnectionClosedError,
+                ConnectionError,
+                socket.timeout,
+                OSError,
+            ),
+        ):
+            return StorageConnectionError(
+                f"{what}: cannot reach S3 at {where} ({type(exc).__name__}). Check that the endpoint is up and "
+                "endpoint_url is right."
+            )
+        return StorageError(f"{what}: {type(exc).__name__} on {where}: {exc}")
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one backend verb with bounded retries on transient failures only."""
+
+        @retry(
+            retry=retry_if_exception(_is_transient),
+            stop=stop_after_attempt(self._retry_attempts) | stop_after_delay(self._retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            reraise=True,
+            before_sleep=lambda rs: log.warning(
+                "%s failed (%s); retry %d",
+                what,
+                rs.outcome.exception() if rs.outcome else "",
+                rs.attempt_number,
+            ),
+        )
+        def attempt() -> T:
+            try:
+                return fn()
+            except StorageError:
+                raise
+            except Exception as e:  # noqa: BLE001 - translated into the typed hierarchy
+                raise self._translate(e, what) from e
+
+        return attempt()
+
+    # -- verbs
+    def put_bytes(self, key: str, data: bytes) -> None:  # noqa: D102
+        k = self._key(key)
+        self._call(
+            f"Upload {key!r}",
+            lambda: self.client.put_object(Bucket=self.bucket, Key=k, Body=data, **self.extra_args()),
+        )  # type: ignore[arg-type]
+
+    def put_file(self, key: str, path: Path) -> None:  # noqa: D102
+        k = self._key(key)
+
+        def up() -> None:
+            self.client.upload_file(
+                str(path), self.bucket, k, ExtraArgs=self.extra_args() or None, Config=self.transfer_config
+            )
+
+        self._call(f"Upload {key!r}", up)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:  # noqa: D102
+        from botocore.exceptions import ClientError
+
+        k = self._key(key)
+
+        def put() -> bool:
+            try:
+                self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=k,
+                    Body=data,
+                    IfNoneMatch="*",
+                    **self.extra_args(),  # type: ignore[arg-type]
+                )
+            except ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if code in ("PreconditionFailed", "ConditionalRequestConflict") or e.response.get(
+                    "ResponseMetadata", {}
+                ).get("HTTPStatusCode") in (409, 412):
+                    return False
+                raise
+            return True
+
+        if self.exists(key):
+            return False
+        return self._call(f"Upload {key!r}", put)
+
+    def get_bytes(self, key: str) -> bytes:  # noqa: D102
+        k = self._key(key)
+        return self._call(
+            f"Read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=k)["Body"].read()
+        )
+
+    def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
+        k = self._key(key)
+        body = self._call(f"Read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=k)["Body"])
+        return body  # type: ignore[no-any-return]
+
+    def download(self, key: str, path: Path) -> None:  # noqa: D102
+        k = self._key(key)
+        self._call(
+            f"Download {key!r}",
+            lambda: self.client.download_file(self.bucket, k, str(path), Config=self.transfer_config),
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:  # noqa: D102
+        full = (
+            (f"{self.root}/{prefix}" if self.root else prefix)
+            if prefix
+            else (f"{self.root}/" if self.root else "")
+        )
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(f"List {prefix or '/'!r}", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            for obj in page.get("Contents", []):
+                yield ObjectInfo(self._rel(obj["Key"]), int(obj["Size"]), obj["LastModified"])
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    def list_dirs(self, prefix: str = "") -> list[str]:  # noqa: D102
+        p = prefix.strip("/")
+        full = "/".join(x for x in (self.root, p) if x)
+        full = f"{full}/" if full else ""
+        names: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = self._call(f"List {prefix or '/'!r}", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            for cp in page.get("CommonPrefixes", []):
+                names.append(cp["Prefix"][len(full) :].rstrip("/"))
+            if not page.get("IsTruncated"):
+                return sorted(names)
+            token = page.get("NextContinuationToken")
+
+    def delete(self, keys: list[str]) -> None:  # noqa: D102
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
+            if not batch:
+                continue
+            resp = self._call(
+                "Delete objects",
+                lambda b=batch: self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
+                ),
+            )
+            errors = resp.get("Errors") or []
+            if errors:
+                raise StorageError(
+                    f"S3 could not delete {len(errors)} object(s) in {self.description}, e.g. "
+                    f"{errors[0].get('Key')!r}: {errors[0].get('Code')}."
+                )
+
+    def exists(self, key: str) -> bool:  # noqa: D102
+        k = self._key(key)
+        try:
+            self._call(f"Check {key!r}", lambda: self.client.head_object(Bucket=self.bucket, Key=k))
+        except StorageNotFoundError:
+            return False
+        return True
+
+    def head(self, key: str) -> dict[str, Any]:
+        """Return the object's S3 metadata (``ServerSideEncryption``, ``ContentLength``, ...)."""
+        k = self._key(key)
+        return self._call(f"Check {key!r}", lambda: self.client.head_object(Bucket=self.bucket, Key=k))
+
+    def check(self) -> None:  # noqa: D102
+        try:
+            self._call(f"Check bucket {self.bucket!r}", lambda: self.client.head_bucket(Bucket=self.bucket))
+        except StorageNotFoundError:
+            raise StorageNotFoundError(
+                f"Bucket {self.bucket!r} does not exist at {self.endpoint or 'S3'}: create it or fix bucket_name."
+            ) from None
+
+
+def local_host_id() -> tuple[str, int]:
+    """Return ``(hostname, pid)`` of this process, for lock ownership."""
+    return socket.gethostname(), os.getpid()
+
+
+def now_utc() -> datetime:
+    """Return the current time in UTC."""
+    return datetime.now(timezone.utc)
+
+
+def monotonic() -> float:
+    """Return a monotonic clock reading in seconds."""
+    return time.monotonic()

@@ -1,0 +1,8 @@
+# Sourced by scripts/*.sh: create .venv and install the package with its test extra (idempotent).
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install -q uv
+fi
+.venv/bin/uv pip install -q -p .venv/bin/python -e ".[test]"
