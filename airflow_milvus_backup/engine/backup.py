@@ -384,14 +384,16 @@ class BackupEngine:
             b = live[0]
             raise BackupInProgressError(
                 f"Backup {name!r} in {self.storage.description} is being written by another process "
-                f"(host {b.get('host')}, pid {b.get('pid')}, since {b.get('started_at')}); wait for it to finish "
+                f"(host {b.get('host')}, pid {b.get('pid')}, since {b.get('started_at')}); "
+                "wait for it to finish "
                 "or choose another name."
             )
         if overwrite:
             return
         if self.storage.exists(mf.manifest_key(name)):
             raise BackupExistsError(
-                f"Backup {name!r} already exists in {self.storage.description}; choose another name, delete it, "
+                f"Backup {name!r} already exists in {self.storage.description}; "
+                "choose another name, delete it, "
                 "or pass overwrite=True."
             )
         if next(iter(self.storage.list(f"{name}/")), None) is not None:
@@ -646,7 +648,8 @@ class BackupEngine:
             live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
             if live:
                 raise BackupInProgressError(
-                    f"Backup {name!r} is being written by another process (pid {live[0].get('pid')}); wait for "
+                    f"Backup {name!r} is being written by another process (pid {live[0].get('pid')}); "
+                    "wait for "
                     "it to finish, or pass force=True."
                 )
         self._clear(name)

@@ -160,7 +160,8 @@ def connect(params: MilvusParams) -> MilvusClient:
 
             if isinstance(e, MilvusException) and "database not found" in str(e).lower():
                 raise DatabaseNotFoundError(
-                    f"Database {params.db_name!r} does not exist in Milvus at {params.address}; create it or fix "
+                    f"Database {params.db_name!r} does not exist in Milvus at {params.address}; "
+                    "create it or fix "
                     "db_name."
                 ) from None
             if isinstance(e, MilvusException) and not is_connection_failure(e):

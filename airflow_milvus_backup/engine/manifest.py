@@ -68,7 +68,8 @@ def parse(raw: bytes, name: str) -> dict[str, Any]:
         )
     if not isinstance(m["format_version"], int) or m["format_version"] > FORMAT_VERSION:
         raise FormatVersionError(
-            f"Backup {name!r} was written in format version {m['format_version']!r}; this package reads up to "
+            f"Backup {name!r} was written in format version {m['format_version']!r}; "
+            "this package reads up to "
             f"{FORMAT_VERSION}. Upgrade airflow-milvus-backup to read it."
         )
     if m["name"] != name:

@@ -88,7 +88,8 @@ def select_collections(
 ) -> list[tuple[str, str]]:
     """Resolve a selection into ``(db, collection)`` pairs, in a stable order.
 
-    :param requested: names like ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"``; ``None`` or empty means every
+    :param requested: names like ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"``;
+        ``None`` or empty means every
         collection of ``default_db``.
     :param available: collections per database, as they exist.
     :param default_db: the database of bare names.
@@ -144,24 +145,19 @@ def map_target(
 ) -> tuple[str, str]:
     """Return the ``(db, collection)`` a backed-up collection is restored to.
 
-    Rename rules, as in Milvus Backup: ``{"c1": "c2"}`` (bare names are in the source's database),
+    Rename rules, as in Milvus Backup: ``{"c1": "c2"}`` (bare names are in the ``default`` database),
     ``{"db1.c1": "db2.c2"}``, ``{"db1.*": "db2.*"}`` (every collection of db1 into db2). An exact rule wins
     over a wildcard one. Without a rule the suffix is appended; ``target_db`` moves it to another database.
     """
     renames = renames or {}
     for src, dst in renames.items():
-        sdb, scoll = split_qualified(src, db if "." not in src else DEFAULT_DB)
-        if sdb == db and scoll == collection and scoll != "*":
-            ddb, dcoll = split_qualified(dst, target_db or db)
-            return ddb, dcoll
+        sdb, scoll = split_qualified(src, DEFAULT_DB)
+        if sdb == db and scoll == collection:
+            return split_qualified(dst, target_db or sdb)
     for src, dst in renames.items():
-        sdb, scoll = split_qualified(src, db)
+        sdb, scoll = split_qualified(src, DEFAULT_DB)
         if scoll == "*" and sdb == db:
-            ddb, dcoll = split_qualified(dst, target_db or db)
-            if dcoll != "*":
-                raise InvalidArgumentError(
-                    f"Rename {src!r} -> {dst!r}: a 'db.*' source needs a 'db.*' target."
-                )
+            ddb, _ = split_qualified(dst, target_db or db)
             return ddb, collection + suffix
     return (target_db or db), collection + suffix
 

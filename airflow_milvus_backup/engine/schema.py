@@ -208,7 +208,8 @@ def build_schema(meta: dict[str, Any], *, auto_id: bool | None = None) -> Collec
             dtype = DataType[f["type"]]
         except KeyError:
             raise UnsupportedError(
-                f"Field {f['name']!r} of {meta['name']!r} has type {f['type']} that this pymilvus does not know."
+                f"Field {f['name']!r} of {meta['name']!r} has type {f['type']} "
+                "that this pymilvus does not know."
             ) from None
         schema.add_field(f["name"], dtype, description=f.get("description", ""), **kwargs)
     for fn in meta.get("functions") or []:

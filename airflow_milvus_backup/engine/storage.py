@@ -136,7 +136,7 @@ class Storage(ABC):
         return h.hexdigest(), size
 
     def check(self) -> None:
-        """Fail with a clear error if the storage cannot be used (missing bucket, credentials, unreachable)."""
+        """Fail with a clear error if the storage cannot be used (no bucket, bad credentials, unreachable)."""
         next(iter(self.list_dirs("")), None)
 
 
@@ -388,7 +388,8 @@ class S3Storage(Storage):
             ),
         ):
             return StorageConnectionError(
-                f"{what}: cannot reach S3 at {where} ({type(exc).__name__}). Check that the endpoint is up and "
+                f"{what}: cannot reach S3 at {where} ({type(exc).__name__}). "
+                "Check that the endpoint is up and "
                 "endpoint_url is right."
             )
         return StorageError(f"{what}: {type(exc).__name__} on {where}: {exc}")
@@ -552,7 +553,8 @@ class S3Storage(Storage):
             self._call(f"Check bucket {self.bucket!r}", lambda: self.client.head_bucket(Bucket=self.bucket))
         except StorageNotFoundError:
             raise StorageNotFoundError(
-                f"Bucket {self.bucket!r} does not exist at {self.endpoint or 'S3'}: create it or fix bucket_name."
+                f"Bucket {self.bucket!r} does not exist at {self.endpoint or 'S3'}: "
+                "create it or fix bucket_name."
             ) from None
 
 

@@ -1,0 +1,66 @@
+"""A backup of 200k x 768-d vectors streams: the backup process's resident memory stays flat."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from pymilvus import DataType, MilvusClient
+
+ROWS = 200_000
+DIM = 768
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, threading, time
+    import psutil
+    from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams
+    import pyarrow, pymilvus  # loaded before the baseline is taken
+    proc = psutil.Process()
+    uri, path = sys.argv[1], sys.argv[2]
+    engine = BackupEngine(LocalStorage(path))
+    peak = [0]
+    done = threading.Event()
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.05)
+    baseline = proc.memory_info().rss
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    summary = engine.create(MilvusParams(uri=uri), "big", ["big"])
+    done.set(); t.join()
+    print(json.dumps({"baseline": baseline, "peak": peak[0], "summary": summary}))
+    """
+)
+
+
+@pytest.mark.milvus235
+@pytest.mark.slow
+def test_backup_memory_stays_flat(milvus235, tmp_path):
+    client = MilvusClient(uri=milvus235.uri)
+    if client.has_collection("big"):
+        client.drop_collection("big")
+    s = MilvusClient.create_schema(auto_id=False)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection("big", schema=s, index_params=ip)
+    rng = np.random.default_rng(7)
+    for start in range(0, ROWS, 5000):
+        vecs = rng.random((5000, DIM), dtype=np.float32)
+        client.insert("big", [{"id": start + i, "vec": vecs[i]} for i in range(5000)])
+    client.flush("big")
+    client.close()
+    out = subprocess.run([sys.executable, "-c", CHILD, milvus235.uri, str(tmp_path / "b")], capture_output=True,
+                         text=True, timeout=600, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    data_bytes = ROWS * DIM * 4
+    growth = result["peak"] - result["baseline"]
+    assert result["summary"]["rows"] == ROWS
+    assert growth < data_bytes * 0.25, f"RSS grew by {growth / 1e6:.0f} MB for {data_bytes / 1e6:.0f} MB of vectors"
