@@ -82,7 +82,7 @@ def local_storage(tmp_path):
 def test_every_lite_type_round_trips_bit_for_bit(lite_uri, local_storage):
     client = MilvusClient(lite_uri)
     full_lite_collection(client, "everything", rows=600)
-    engine = BackupEngine(local_storage, file_bytes=64 * 1024)  # small files: several per partition
+    engine = BackupEngine(local_storage, file_bytes=32 * 1024, batch_bytes=16 * 1024)  # several files a partition
     summary = engine.create(MilvusParams(uri=lite_uri), "all_types")
     assert summary["rows"] == 600 and summary["collections"] == ["default.everything"]
     m = engine.get("all_types")
@@ -110,8 +110,8 @@ def test_every_lite_type_round_trips_bit_for_bit(lite_uri, local_storage):
 
 def test_partition_key_dynamic_and_empty_collections(lite_uri, local_storage):
     client = MilvusClient(lite_uri)
-    s = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=True)
-    s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=36, auto_id=False)
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=36)
     s.add_field("tenant", DataType.INT64, is_partition_key=True)
     s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
     client.create_collection("tenants", schema=s, num_partitions=4)
@@ -163,7 +163,7 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
     # a partial backup: objects but no manifest
     local_storage.put_bytes("b_partial/data/default/c1/_default/part-00000.parquet", b"half")
     listed = engine.list()
-    assert [b["name"] for b in listed][:2] == ["b_two", "b_one"]  # newest first
+    assert [b["name"] for b in listed] == ["b_partial", "b_two", "b_one"]  # newest first
     states = {b["name"]: b["state"] for b in listed}
     assert states == {"b_one": "complete", "b_two": "complete", "b_partial": "partial"}
     one = next(b for b in listed if b["name"] == "b_one")
