@@ -35,7 +35,9 @@ from airflow_milvus_backup.engine.errors import (
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.storage import LocalStorage, S3Storage, Storage
+from airflow_milvus_backup.engine.verify import verify_backup, verify_restore
 
 __all__ = [
     "AlreadyExistsError",
@@ -56,6 +58,7 @@ __all__ = [
     "MilvusConnectionError",
     "MilvusParams",
     "NotFoundError",
+    "RestoreEngine",
     "RestoreError",
     "S3Storage",
     "SchemaMismatchError",
@@ -68,4 +71,6 @@ __all__ = [
     "UnsupportedError",
     "connect",
     "validate_backup_name",
+    "verify_backup",
+    "verify_restore",
 ]
