@@ -12,7 +12,9 @@ from pymilvus import DataType, Function, FunctionType, MilvusClient
 from airflow_milvus_backup.engine.arrow import table_to_rows
 
 
-def full_lite_collection(client: MilvusClient, name: str, rows: int = 600, seed: int = 1) -> list[dict[str, Any]]:
+def full_lite_collection(
+    client: MilvusClient, name: str, rows: int = 600, seed: int = 1
+) -> list[dict[str, Any]]:
     """Every field type Milvus Lite supports, with nulls, defaults, dynamic keys and two partitions."""
     rng = random.Random(seed)
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True, description="all lite types")
@@ -31,8 +33,14 @@ def full_lite_collection(client: MilvusClient, name: str, rows: int = 600, seed:
     s.add_field("vec", DataType.FLOAT_VECTOR, dim=16)
     s.add_field("sp", DataType.SPARSE_FLOAT_VECTOR)
     s.add_field("bm25", DataType.SPARSE_FLOAT_VECTOR)
-    s.add_function(Function(name="text_bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                            output_field_names=["bm25"]))
+    s.add_function(
+        Function(
+            name="text_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=["text"],
+            output_field_names=["bm25"],
+        )
+    )
     ip = client.prepare_index_params()
     ip.add_index("vec", index_type="FLAT", metric_type="COSINE")
     ip.add_index("sp", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
@@ -48,17 +56,17 @@ def full_lite_collection(client: MilvusClient, name: str, rows: int = 600, seed:
             "i16": rng.randint(-32768, 32767),
             "f": float(np.float32(rng.uniform(-1e6, 1e6))),
             "d": None if i % 5 == 0 else rng.uniform(-1e300, 1e300),
-            "text": f"row {i} ünïcødé 字 " + " ".join(rng.choice(["milvus", "backup", "airflow", "s3"])
-                                                 for _ in range(5)),
+            "text": f"row {i} ünïcødé 字 "
+            + " ".join(rng.choice(["milvus", "backup", "airflow", "s3"]) for _ in range(5)),
             "j": None if i % 7 == 0 else {"k": i, "nested": {"list": [1, 2.5, "x"], "u": "é"}, "f": 0.1},
-            "ai": [rng.randint(-2**62, 2**62) for _ in range(rng.randint(0, 8))],
+            "ai": [rng.randint(-(2**62), 2**62) for _ in range(rng.randint(0, 8))],
             "af": None if i % 4 == 0 else [rng.random() for _ in range(3)],
             "av": ["a", "bé", "c"][: rng.randint(0, 3)],
             "vec": np.random.default_rng(i).random(16, dtype=np.float32).tolist(),
             "sp": {rng.randint(0, 10000): float(np.float32(rng.random())) for _ in range(rng.randint(1, 5))},
         }
         if i % 3:
-            row["i32"] = rng.randint(-2**31, 2**31 - 1)
+            row["i32"] = rng.randint(-(2**31), 2**31 - 1)
         if i % 2:
             row["extra_key"] = {"dyn": i}
             row["tag"] = f"t{i % 4}"
@@ -90,8 +98,9 @@ def canon(value: Any, ftype: str) -> Any:
     return value
 
 
-def canon_rows(rows: list[dict[str, Any]], fields: list[dict[str, Any]], pk: str,
-               dynamic: bool = False) -> dict[Any, dict[str, Any]]:
+def canon_rows(
+    rows: list[dict[str, Any]], fields: list[dict[str, Any]], pk: str, dynamic: bool = False
+) -> dict[Any, dict[str, Any]]:
     """Key rows by primary key, each value in its exact comparable form (function outputs left out)."""
     names = {f["name"] for f in fields}
     out = {}
@@ -119,8 +128,9 @@ def read_backup_rows(storage: Any, backup: str, coll_meta: dict[str, Any]) -> li
     return rows
 
 
-def source_rows(client: MilvusClient, name: str, fields: list[dict[str, Any]], dynamic: bool
-                ) -> list[dict[str, Any]]:
+def source_rows(
+    client: MilvusClient, name: str, fields: list[dict[str, Any]], dynamic: bool
+) -> list[dict[str, Any]]:
     """Read every row of a collection with query_iterator (all stored fields)."""
     out_fields = ["*"] if dynamic else [f["name"] for f in fields if not f.get("is_function_output")]
     it = client.query_iterator(name, batch_size=1000, output_fields=out_fields)

@@ -28,8 +28,9 @@ from airflow_milvus_backup.engine import (
 from airflow_milvus_backup.engine.schema import capture_field
 
 
-def simple_collection(client: MilvusClient, name: str, rows: int = 100, dim: int = 8,
-                      partitions: tuple[str, ...] = ()) -> None:
+def simple_collection(
+    client: MilvusClient, name: str, rows: int = 100, dim: int = 8, partitions: tuple[str, ...] = ()
+) -> None:
     s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
     s.add_field("id", DataType.INT64, is_primary=True)
     s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
@@ -41,15 +42,18 @@ def simple_collection(client: MilvusClient, name: str, rows: int = 100, dim: int
         client.create_partition(name, p)
     targets = ["_default", *partitions]
     rng = np.random.default_rng(0)
-    data = [{"id": i, "vec": rng.random(dim, dtype=np.float32).tolist(), "name": f"n{i}"} for i in range(rows)]
+    data = [
+        {"id": i, "vec": rng.random(dim, dtype=np.float32).tolist(), "name": f"n{i}"} for i in range(rows)
+    ]
     for k, p in enumerate(targets):
-        chunk = data[k::len(targets)]
+        chunk = data[k :: len(targets)]
         if chunk:
             client.insert(name, chunk, partition_name=p)
 
 
-def assert_backup_equals_source(client: MilvusClient, storage: Any, backup: str, manifest: dict[str, Any],
-                                coll: str) -> None:
+def assert_backup_equals_source(
+    client: MilvusClient, storage: Any, backup: str, manifest: dict[str, Any], coll: str
+) -> None:
     meta = next(c for c in manifest["collections"] if c["name"] == coll)
     pk = next(f["name"] for f in meta["fields"] if f.get("is_primary"))
     dyn = meta["enable_dynamic_field"]
@@ -82,9 +86,12 @@ def local_storage(tmp_path):
 def test_every_lite_type_round_trips_bit_for_bit(lite_uri, local_storage):
     client = MilvusClient(lite_uri)
     full_lite_collection(client, "everything", rows=600)
-    engine = BackupEngine(local_storage, file_bytes=32 * 1024, batch_bytes=16 * 1024)  # several files a partition
+    engine = BackupEngine(
+        local_storage, file_bytes=32 * 1024, batch_bytes=16 * 1024
+    )  # several files a partition
     summary = engine.create(MilvusParams(uri=lite_uri), "all_types")
-    assert summary["rows"] == 600 and summary["collections"] == ["default.everything"]
+    assert summary["rows"] == 600
+    assert summary["collections"] == ["default.everything"]
     m = engine.get("all_types")
     meta = m["collections"][0]
     assert sum(len(p["files"]) for p in meta["data"]) > 2
@@ -94,17 +101,25 @@ def test_every_lite_type_round_trips_bit_for_bit(lite_uri, local_storage):
     # the schema captured equals describe_collection field by field
     described = client.describe_collection("everything")
     assert [capture_field(f) for f in described["fields"]] == meta["fields"]
-    assert meta["functions"][0]["type"] == "BM25" and meta["functions"][0]["output_field_names"] == ["bm25"]
+    assert meta["functions"][0]["type"] == "BM25"
+    assert meta["functions"][0]["output_field_names"] == ["bm25"]
     assert meta["properties"]["collection.ttl.seconds"] == "86400"
-    assert meta["enable_dynamic_field"] is True and meta["load_state"] == "Loaded"
-    assert {i["field_name"]: i["metric_type"] for i in meta["indexes"]} == {"vec": "COSINE", "sp": "IP", "bm25": "BM25"}
+    assert meta["enable_dynamic_field"] is True
+    assert meta["load_state"] == "Loaded"
+    assert {i["field_name"]: i["metric_type"] for i in meta["indexes"]} == {
+        "vec": "COSINE",
+        "sp": "IP",
+        "bm25": "BM25",
+    }
     # the files are plain Parquet whose columns are the field names (function outputs are regenerated)
     first = meta["data"][0]["files"][0]
     table = pq.read_table(io.BytesIO(local_storage.get_bytes(f"all_types/{first['key']}")))
     assert table.column_names == [f["name"] for f in meta["fields"] if f["name"] != "bm25"] + ["$meta"]
     assert str(table.schema.field("vec").type) == "list<element: float>"
     ids = table.column("id").to_pylist()
-    assert ids == sorted(ids) and ids[0] == first["min_pk"] and ids[-1] == first["max_pk"]
+    assert ids == sorted(ids)
+    assert ids[0] == first["min_pk"]
+    assert ids[-1] == first["max_pk"]
     client.close()
 
 
@@ -115,7 +130,9 @@ def test_partition_key_dynamic_and_empty_collections(lite_uri, local_storage):
     s.add_field("tenant", DataType.INT64, is_partition_key=True)
     s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
     client.create_collection("tenants", schema=s, num_partitions=4)
-    client.insert("tenants", [{"pk": f"k{i:04d}", "tenant": i % 5, "vec": [i, 0, 1, 2], "note": i} for i in range(300)])
+    client.insert(
+        "tenants", [{"pk": f"k{i:04d}", "tenant": i % 5, "vec": [i, 0, 1, 2], "note": i} for i in range(300)]
+    )
     simple_collection(client, "empty", rows=0)
     engine = BackupEngine(local_storage)
     summary = engine.create(MilvusParams(uri=lite_uri), "mixed", ["tenants", "empty"])
@@ -124,8 +141,10 @@ def test_partition_key_dynamic_and_empty_collections(lite_uri, local_storage):
     tenants = next(c for c in m["collections"] if c["name"] == "tenants")
     empty = next(c for c in m["collections"] if c["name"] == "empty")
     assert [f["name"] for f in tenants["fields"] if f.get("is_partition_key")] == ["tenant"]
-    assert tenants["num_partitions"] >= 4 and len(tenants["data"]) == 1  # streamed whole, Milvus re-partitions
-    assert empty["row_count"] == 0 and all(p["files"] == [] for p in empty["data"])
+    assert tenants["num_partitions"] >= 4
+    assert len(tenants["data"]) == 1
+    assert empty["row_count"] == 0
+    assert all(p["files"] == [] for p in empty["data"])
     assert_backup_equals_source(client, local_storage, "mixed", m, "tenants")
     client.close()
 
@@ -142,9 +161,13 @@ def test_selection_wildcards_databases_and_missing_collection(lite_uri, tmp_path
     storage = LocalStorage(tmp_path / "b")
     engine = BackupEngine(storage)
     s = engine.create(MilvusParams(uri=lite_uri), "sel", ["al*", "db2.*"])
-    assert s["collections"] == ["default.alpha", "default.alpine", "db2.gamma"] and s["rows"] == 27
+    assert s["collections"] == ["default.alpha", "default.alpine", "db2.gamma"]
+    assert s["rows"] == 27
     assert engine.create(MilvusParams(uri=lite_uri), "every")["collections"] == [
-        "default.alpha", "default.alpine", "default.beta"]
+        "default.alpha",
+        "default.alpine",
+        "default.beta",
+    ]
     with pytest.raises(CollectionNotFoundError, match="'nope'.*database 'default'"):
         engine.create(MilvusParams(uri=lite_uri), "missing", ["alpha", "nope"])
     with pytest.raises(DatabaseNotFoundError, match="'db9'"):
@@ -167,7 +190,9 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
     states = {b["name"]: b["state"] for b in listed}
     assert states == {"b_one": "complete", "b_two": "complete", "b_partial": "partial"}
     one = next(b for b in listed if b["name"] == "b_one")
-    assert one["id"] == first["backup_id"] and one["collections"] == ["default.c1"] and one["size"] > 0
+    assert one["id"] == first["backup_id"]
+    assert one["collections"] == ["default.c1"]
+    assert one["size"] > 0
     with pytest.raises(IncompleteBackupError, match="b_partial"):
         engine.get("b_partial")
     with pytest.raises(BackupNotFoundError, match="nothing_here"):
@@ -182,7 +207,8 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
     with pytest.raises(BackupExistsError, match="partial"):
         engine.create(params, "b_partial")
     again = engine.create(params, "b_one", overwrite=True)
-    assert again["backup_id"] != first["backup_id"] and engine.get("b_one")["id"] == again["backup_id"]
+    assert again["backup_id"] != first["backup_id"]
+    assert engine.get("b_one")["id"] == again["backup_id"]
     engine.create(params, "b_partial", overwrite=True)
     assert engine.get("b_partial")["totals"]["rows"] == 50
     assert engine.delete("b_two")["objects"] >= 2
@@ -200,13 +226,18 @@ def test_lite_server_to_s3_with_progress(milvus_lite_server, s3_server, bucket):
     simple_collection(client, "hello", rows=3000, dim=32, partitions=("p1",))
     storage = S3Storage(s3_server.client(), bucket, "backup", sse="AES256")
     seen: list[dict[str, Any]] = []
-    engine = BackupEngine(storage, progress_callback=seen.append, progress_interval=0.0, file_bytes=256 * 1024)
+    engine = BackupEngine(
+        storage, progress_callback=seen.append, progress_interval=0.0, file_bytes=256 * 1024
+    )
     s = engine.create(MilvusParams(uri=milvus_lite_server.uri), "lite_server", ["hello"])
-    assert s["rows"] == 3000 and s["files"] >= 2
+    assert s["rows"] == 3000
+    assert s["files"] >= 2
     m = engine.get("lite_server")
     assert_backup_equals_source(client, storage, "lite_server", m, "hello")
     assert_checksums(storage, "lite_server", m)
-    assert seen and seen[-1]["rows"] == 3000 and seen[-1]["total_rows"] == 3000
+    assert seen
+    assert seen[-1]["rows"] == 3000
+    assert seen[-1]["total_rows"] == 3000
     assert {"bytes", "rows_per_second", "mb_per_second", "eta_seconds"} <= seen[-1].keys()
     key = m["collections"][0]["data"][0]["files"][0]["key"]
     assert storage.head(f"lite_server/{key}").get("ServerSideEncryption") == "AES256"
@@ -236,9 +267,23 @@ def test_milvus_235_on_s3_float_and_binary_vectors(milvus235, s3_server, bucket)
     client.create_collection("fv", schema=s, index_params=ip)
     client.create_partition("fv", "p1")
     rng = np.random.default_rng(1)
-    rows = [{"id": i, "vec": rng.random(16, dtype=np.float32).tolist(), "i8": i % 100, "i16": i, "i32": -i,
-             "b": bool(i % 2), "f": float(np.float32(i / 3)), "d": i / 7, "v": f"v{i}", "j": {"i": i, "s": "é"},
-             "arr": ["a", str(i)], "dyn": i} for i in range(2000)]
+    rows = [
+        {
+            "id": i,
+            "vec": rng.random(16, dtype=np.float32).tolist(),
+            "i8": i % 100,
+            "i16": i,
+            "i32": -i,
+            "b": bool(i % 2),
+            "f": float(np.float32(i / 3)),
+            "d": i / 7,
+            "v": f"v{i}",
+            "j": {"i": i, "s": "é"},
+            "arr": ["a", str(i)],
+            "dyn": i,
+        }
+        for i in range(2000)
+    ]
     client.insert("fv", rows[:1000])
     client.insert("fv", rows[1000:], partition_name="p1")
     s2 = MilvusClient.create_schema(auto_id=True)
@@ -260,8 +305,15 @@ def test_milvus_235_on_s3_float_and_binary_vectors(milvus235, s3_server, bucket)
     assert_backup_equals_source(client, storage, "on_235", m, "bv")
     assert_checksums(storage, "on_235", m)
     fv = next(c for c in m["collections"] if c["name"] == "fv")
-    assert fv["indexes"] == [{"index_name": "vec_ivf", "field_name": "vec", "index_type": "IVF_FLAT",
-                              "metric_type": "L2", "params": {"nlist": "8"}}]
+    assert fv["indexes"] == [
+        {
+            "index_name": "vec_ivf",
+            "field_name": "vec",
+            "index_type": "IVF_FLAT",
+            "metric_type": "L2",
+            "params": {"nlist": "8"},
+        }
+    ]
     bv = next(c for c in m["collections"] if c["name"] == "bv")
     assert bv["auto_id"] is True
     client.close()
@@ -275,6 +327,8 @@ def test_manifest_is_plain_json_written_last(lite_uri, local_storage):
     objs = sorted(local_storage.list("order/"), key=lambda o: o.last_modified)
     assert objs[-1].key == "order/meta/backup_meta.json"
     raw = json.loads(local_storage.get_bytes("order/meta/backup_meta.json"))
-    assert raw["format_version"] == 1 and raw["state"] == "complete" and raw["name"] == "order"
+    assert raw["format_version"] == 1
+    assert raw["state"] == "complete"
+    assert raw["name"] == "order"
     assert {"started_at", "finished_at", "server_version", "id", "collections", "totals"} <= raw.keys()
     assert not list(local_storage.list("order/meta/locks/")), "the lock is released after commit"

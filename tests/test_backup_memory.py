@@ -57,10 +57,17 @@ def test_backup_memory_stays_flat(milvus235, tmp_path):
         client.insert("big", [{"id": start + i, "vec": vecs[i]} for i in range(5000)])
     client.flush("big")
     client.close()
-    out = subprocess.run([sys.executable, "-c", CHILD, milvus235.uri, str(tmp_path / "b")], capture_output=True,
-                         text=True, timeout=600, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, milvus235.uri, str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     data_bytes = ROWS * DIM * 4
     growth = result["peak"] - result["baseline"]
     assert result["summary"]["rows"] == ROWS
-    assert growth < data_bytes * 0.25, f"RSS grew by {growth / 1e6:.0f} MB for {data_bytes / 1e6:.0f} MB of vectors"
+    assert growth < data_bytes * 0.25, (
+        f"RSS grew by {growth / 1e6:.0f} MB for {data_bytes / 1e6:.0f} MB of vectors"
+    )

@@ -26,9 +26,14 @@ def test_no_engine_module_imports_airflow():
 
 def test_importing_the_engine_loads_no_airflow():
     mods = [f"airflow_milvus_backup.engine.{p.stem}" for p in ENGINE.glob("*.py") if p.stem != "__init__"]
-    code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + (
-        "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
-        "assert not bad, bad\nprint('ok')\n"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in mods)
+        + (
+            "bad = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
+            "assert not bad, bad\nprint('ok')\n"
+        )
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"

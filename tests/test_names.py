@@ -45,7 +45,11 @@ def test_select_collections():
     avail = {"default": ["a1", "a2", "b"], "db1": ["x", "y"]}
     assert select_collections(None, avail) == [("default", "a1"), ("default", "a2"), ("default", "b")]
     assert select_collections(["a*", "db1.*", "a1"], avail) == [
-        ("default", "a1"), ("default", "a2"), ("db1", "x"), ("db1", "y")]
+        ("default", "a1"),
+        ("default", "a2"),
+        ("db1", "x"),
+        ("db1", "y"),
+    ]
     with pytest.raises(CollectionNotFoundError, match="'zz'"):
         select_collections(["zz"], avail)
     with pytest.raises(CollectionNotFoundError, match="q\\*"):

@@ -22,8 +22,13 @@ def storage(request, tmp_path):
     if request.param == "local":
         return LocalStorage(tmp_path / "store", "root")
     s3 = request.getfixturevalue("s3_server")
-    return S3Storage(s3.client(), request.getfixturevalue("bucket"), "root", multipart_threshold=5 * 1024 * 1024,
-                     multipart_chunksize=5 * 1024 * 1024)
+    return S3Storage(
+        s3.client(),
+        request.getfixturevalue("bucket"),
+        "root",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+    )
 
 
 def test_verbs(storage, tmp_path):
@@ -34,7 +39,8 @@ def test_verbs(storage, tmp_path):
     assert storage.get_bytes("b1/meta/x.json") == b"{}"
     assert sorted(o.key for o in storage.list("b1/")) == ["b1/data/a/p/part-00000.parquet", "b1/meta/x.json"]
     assert storage.list_dirs("") == ["b1", "b2"]
-    assert storage.exists("b1/meta/x.json") and not storage.exists("b1/meta/nope.json")
+    assert storage.exists("b1/meta/x.json")
+    assert not storage.exists("b1/meta/nope.json")
     assert storage.sha256("b1/data/a/p/part-00000.parquet") == (hashlib.sha256(b"abc").hexdigest(), 3)
     assert storage.put_if_absent("b3/lock", b"1") is True
     assert storage.put_if_absent("b3/lock", b"2") is False
@@ -63,8 +69,14 @@ def test_keys_cannot_escape_the_root(tmp_path, key):
 
 
 def test_sse_reaches_uploads(s3_server, bucket, tmp_path):
-    storage = S3Storage(s3_server.client(), bucket, "enc", sse="AES256", multipart_threshold=5 * 1024 * 1024,
-                        multipart_chunksize=5 * 1024 * 1024)
+    storage = S3Storage(
+        s3_server.client(),
+        bucket,
+        "enc",
+        sse="AES256",
+        multipart_threshold=5 * 1024 * 1024,
+        multipart_chunksize=5 * 1024 * 1024,
+    )
     storage.put_bytes("a/small", b"x")
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(11 * 1024 * 1024))
@@ -84,14 +96,25 @@ def test_s3_errors_are_clear(s3_server, bucket):
     missing = S3Storage(s3_server.client(), "no-such-bucket-here", "root")
     with pytest.raises(StorageNotFoundError, match="Bucket 'no-such-bucket-here' does not exist"):
         missing.check()
-    bad_client = boto3.client("s3", endpoint_url=s3_server.endpoint_url, aws_access_key_id=s3_server.access_key,
-                              aws_secret_access_key="wrong-secret-value", region_name="us-east-1")
+    bad_client = boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key="wrong-secret-value",
+        region_name="us-east-1",
+    )
     with pytest.raises(StorageAccessError, match="Check the AWS connection") as e:
         S3Storage(bad_client, bucket, "root").check()
     assert "wrong-secret-value" not in str(e.value)
     from botocore.config import Config
 
-    dead = boto3.client("s3", endpoint_url="http://127.0.0.1:9", aws_access_key_id="a", aws_secret_access_key="b",
-                        region_name="us-east-1", config=Config(connect_timeout=1, retries={"max_attempts": 1}))
+    dead = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        region_name="us-east-1",
+        config=Config(connect_timeout=1, retries={"max_attempts": 1}),
+    )
     with pytest.raises(StorageConnectionError, match="cannot reach S3"):
         S3Storage(dead, bucket, "root", retry_seconds=3, retry_attempts=2).check()

@@ -1,0 +1,154 @@
+"""MilvusBackupOperator: back up Milvus collections, optionally verify, and emit an Asset event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+from airflow_milvus_backup.exceptions import engine_errors_as_airflow
+from airflow_milvus_backup.operators.base import (
+    HOOK_TEMPLATE_FIELDS,
+    MilvusBackupBaseOperator,
+    as_bool,
+    as_name_list,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ASSET_SCHEME = "milvus-backup"
+
+
+def backup_asset(bucket_name: str, root_path: str = "backup", *, name: str | None = None) -> Asset:
+    """Return the Asset that stands for the backups in ``s3://<bucket>/<root_path>``.
+
+    Put it in a backup task's ``outlets`` and in another DAG's ``schedule`` to run that DAG after each backup.
+
+    :param bucket_name: the bucket of backups (a literal: Assets are known when the DAG is parsed).
+    :param root_path: the prefix of backups.
+    :param name: the Asset's name; default its URI.
+    """
+    uri = f"{ASSET_SCHEME}://{bucket_name}/{root_path.strip('/')}" if root_path else f"{ASSET_SCHEME}://{bucket_name}"
+    return Asset(uri=uri, name=name or uri)
+
+
+def default_backup_name(context: Context, prefix: str | None = None) -> str:
+    """Return a backup name unique per run and task map index: ``<prefix or dag_id>_<run_after UTC>``.
+
+    Derived from ``run_after`` (set for manual runs too, unlike the logical date) and sanitized to the
+    backup name rule, e.g. ``milvus_nightly_backup_20260101_020000``.
+    """
+    from datetime import timezone
+
+    from airflow_milvus_backup.engine.names import sanitize_name
+
+    dag_run = context["dag_run"]
+    when = dag_run.run_after.astimezone(timezone.utc)
+    base = prefix or dag_run.dag_id
+    name = f"{base}_{when:%Y%m%d_%H%M%S}"
+    map_index = getattr(context.get("ti"), "map_index", -1)
+    if isinstance(map_index, int) and map_index >= 0:
+        name += f"_m{map_index}"
+    return sanitize_name(name)
+
+
+class MilvusBackupOperator(MilvusBackupBaseOperator):
+    """Back up Milvus collections to S3 (or a directory); return a JSON summary to XCom.
+
+    The summary: ``backup_name``, ``backup_id``, ``collections`` (``db.name``), ``rows``, ``bytes``,
+    ``files``, ``seconds``, ``storage``; with ``verify=True`` also ``verify`` (the verification report).
+    Each Asset in ``outlets`` gets an event whose extra holds the backup's name (see :func:`backup_asset`).
+
+    :param backup_name: the backup's name (templated); default ``<backup_name_prefix or dag_id>_<run_after>``,
+        unique per run. Names follow the Milvus Backup rule: letters, digits and ``_``.
+    :param backup_name_prefix: the prefix of default names (templated); default the DAG id.
+    :param collection_names: ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"`` (templated); default every
+        collection of ``db_name``.
+    :param db_name: the database whose collections are backed up, and of bare collection names (templated);
+        default the connection's database (``default``).
+    :param overwrite: replace an existing backup of the same name.
+    :param verify: after the backup, re-read every file and check it against the manifest.
+    """
+
+    template_fields: Sequence[str] = (
+        "backup_name",
+        "backup_name_prefix",
+        "collection_names",
+        "db_name",
+        *HOOK_TEMPLATE_FIELDS,
+    )
+
+    def __init__(
+        self,
+        *,
+        backup_name: str | None = None,
+        backup_name_prefix: str | None = None,
+        collection_names: list[str] | str | None = None,
+        db_name: str | None = None,
+        overwrite: bool = False,
+        verify: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backup_name = backup_name
+        self.backup_name_prefix = backup_name_prefix
+        self.collection_names = collection_names
+        self.db_name = db_name
+        self.overwrite = overwrite
+        self.verify = verify
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Back up, verify if asked, emit the Asset events; return the summary."""
+        from airflow_milvus_backup.engine.names import validate_backup_name
+
+        default_name = not self.backup_name
+        name = self.backup_name or default_backup_name(context, self.backup_name_prefix)
+        with engine_errors_as_airflow():
+            validate_backup_name(name)
+        collections = as_name_list(self.collection_names, "collection_names")
+        overwrite = as_bool(self.overwrite, "overwrite")
+        if default_name and not overwrite:
+            self._remove_own_partial(context, name)
+        self.log.info(
+            "Backing up %s of database %r to backup %s",
+            ", ".join(collections) if collections else "every collection",
+            self.db_name or self.hook.milvus_params.db_name,
+            name,
+        )
+        summary = self.hook.create_backup(
+            name, collections, db_name=self.db_name or None, overwrite=overwrite
+        )
+        if as_bool(self.verify, "verify"):
+            self.log.info("Verifying backup %s", name)
+            summary["verify"] = self.hook.verify_backup(name)
+            self.log.info("Backup %s verified", name)
+        self._emit_asset_events(context, summary)
+        return summary
+
+    def _remove_own_partial(self, context: Context, name: str) -> None:
+        """On a retry, remove the partial backup an interrupted earlier try of this task left behind."""
+        ti = context.get("ti")
+        if ti is None or int(getattr(ti, "try_number", 1) or 1) <= 1:
+            return
+        for b in self.hook.list_backups(prefix=name):
+            if b["name"] == name and b.get("state") == "partial":
+                self.log.warning("Removing partial backup %s left by an interrupted earlier try", name)
+                self.hook.delete_backup(name)
+
+    def _emit_asset_events(self, context: Context, summary: dict[str, Any]) -> None:
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        extra = {
+            "backup_name": summary["backup_name"],
+            "backup_id": summary.get("backup_id"),
+            "storage": summary.get("storage"),
+            "collections": summary.get("collections", []),
+            "rows": summary.get("rows"),
+            "bytes": summary.get("bytes"),
+        }
+        for outlet in self.outlets or []:
+            if isinstance(outlet, Asset):
+                outlet_events[outlet].extra = extra

@@ -1,0 +1,49 @@
+"""Nightly backup of every collection of a Milvus database to S3, verified; the last 7 are kept.
+
+Connections: ``milvus_default`` (Milvus) and ``aws_default`` (S3; ``endpoint_url`` in its extra for MinIO).
+The bucket comes from the environment variable ``MILVUS_BACKUP_BUCKET`` (default ``milvus-backups``); the
+database from the Airflow Variable ``milvus_backup_db`` (default ``default``). Each backup emits an event on
+the Asset ``milvus-backup://<bucket>/backup``, which schedules ``milvus_restore_drill``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_milvus_backup.operators import (
+    MilvusBackupOperator,
+    MilvusBackupRetentionOperator,
+    backup_asset,
+)
+
+BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
+
+with DAG(
+    dag_id="milvus_nightly_backup",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
+    tags=["milvus", "backup"],
+    doc_md=__doc__,
+):
+    # Named milvus_nightly_backup_<run_after>, e.g. milvus_nightly_backup_20260101_000000.
+    backup = MilvusBackupOperator(
+        task_id="backup",
+        db_name="{{ var.value.get('milvus_backup_db', 'default') }}",
+        bucket_name=BUCKET,
+        verify=True,
+        outlets=[backup_asset(BUCKET, "backup")],
+    )
+    retention = MilvusBackupRetentionOperator(
+        task_id="retention",
+        keep_last=7,
+        backup_prefix="milvus_nightly_backup_",
+        bucket_name=BUCKET,
+    )
+    backup >> retention
