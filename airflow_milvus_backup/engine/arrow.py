@@ -87,10 +87,14 @@ def arrow_schema(fields: list[dict[str, Any]], dynamic: bool) -> pa.Schema:
     return pa.schema(cols)
 
 
+# json.dumps(v, ensure_ascii=False, separators=(",", ":")), without building an encoder per value
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_text(v: Any) -> str | None:
     if v is None:
         return None
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    return _JSON_ENCODER.encode(v)
 
 
 def _bytes_of(v: Any) -> bytes | None:
@@ -185,6 +189,171 @@ def _sparse_items(v: Any) -> Iterable[tuple[Any, Any]]:
         coo = v.tocoo()
         return zip(coo.col.tolist(), coo.data.tolist(), strict=False)
     return v  # type: ignore[no-any-return]
+
+
+_VECTOR_TYPES = {"FLOAT_VECTOR", "INT8_VECTOR", "SPARSE_FLOAT_VECTOR", *_BYTE_VECTORS}
+
+# Dense vector types read straight from a query result's protobuf: attribute of ``VectorField``, Arrow
+# value type, numpy dtype, values per row as a function of ``dim``.
+_DENSE_PAYLOAD: dict[str, tuple[str, str, Any]] = {
+    "FLOAT_VECTOR": ("float_vector", "float32", lambda d: d),
+    "BINARY_VECTOR": ("binary_vector", "uint8", lambda d: d // 8),
+    "FLOAT16_VECTOR": ("float16_vector", "uint8", lambda d: 2 * d),
+    "BFLOAT16_VECTOR": ("bfloat16_vector", "uint8", lambda d: 2 * d),
+    "INT8_VECTOR": ("int8_vector", "int8", lambda d: d),
+}
+
+
+def dictionary_columns(schema: pa.Schema, fields: list[dict[str, Any]]) -> list[str]:
+    """Return the Parquet column paths worth dictionary encoding: all but the vectors.
+
+    Vectors are high-entropy numbers: trying a dictionary first costs about twice the CPU of writing them
+    plainly (zstd) and saves nothing.
+    """
+    import pyarrow as pa
+
+    vectors = {f["name"] for f in fields if f["type"] in _VECTOR_TYPES}
+    out: list[str] = []
+    for af in schema:
+        if af.name in vectors:
+            continue
+        if pa.types.is_list(af.type):
+            out.append(f"{af.name}.list.element")
+        elif pa.types.is_map(af.type):
+            out += [f"{af.name}.key_value.key", f"{af.name}.key_value.value"]
+        else:
+            out.append(af.name)
+    return out
+
+
+def _json_loads() -> Any:
+    try:
+        import orjson  # what pymilvus decodes JSON cells with
+
+        return orjson.loads
+    except ImportError:  # pragma: no cover - orjson comes with pymilvus
+        return json.loads
+
+
+def _dense_from_field_data(fd: Any, kind: str, n: int) -> pa.Array | None:
+    import numpy as np
+    import pyarrow as pa
+
+    if len(fd.valid_data):  # nullable vectors are stored sparsely: leave them to the row path
+        return None
+    attr, np_dtype, width_of = _DENSE_PAYLOAD[kind]
+    payload = getattr(fd.vectors, attr)
+    width = width_of(int(fd.vectors.dim))
+    if kind == "FLOAT_VECTOR":
+        flat = np.array(payload.data, dtype=np.float32)  # one C-level copy, no Python floats
+    else:
+        flat = np.frombuffer(payload, dtype=np_dtype)
+    if width <= 0 or flat.size != n * width:
+        return None
+    offsets = pa.array(np.arange(0, (n + 1) * width, width, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(flat))
+
+
+def _sparse_from_field_data(fd: Any, n: int) -> pa.Array | None:
+    """Return a sparse vector column: each row's bytes are (uint32 index, float32 value) pairs."""
+    import numpy as np
+    import pyarrow as pa
+
+    contents = fd.vectors.sparse_float_vector.contents
+    if len(fd.valid_data) or len(contents) != n:
+        return None
+    pair = np.dtype([("i", "<u4"), ("v", "<f4")])
+    rows = [np.sort(np.frombuffer(b, dtype=pair), order="i") for b in contents]
+    flat = np.concatenate(rows) if rows else np.empty(0, dtype=pair)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum([len(r) for r in rows], out=offsets[1:])
+    return pa.MapArray.from_arrays(
+        pa.array(offsets), pa.array(flat["i"].astype(np.uint32)), pa.array(flat["v"].astype(np.float32))
+    )
+
+
+def result_to_table(
+    result: Any,
+    fields: list[dict[str, Any]],
+    schema: pa.Schema,
+    dynamic: bool,
+    all_names: set[str] | None = None,
+) -> pa.Table | None:
+    """Convert one page of ``MilvusClient.query`` results into a table of ``schema``, column by column.
+
+    pymilvus returns a query page as a list of row dicts whose scalar values are filled in, while vectors
+    and JSON stay in their protobuf columns until a row is read (``HybridExtraList``). Reading a row turns
+    its vector into a list of Python floats, which costs more than everything else a backup does; here
+    the vector column becomes one numpy array instead, and the values are the same as
+    :func:`rows_to_table` gives for the rows. Return ``None`` when ``result`` is not such a page or holds
+    a field this fast path does not handle (nullable vectors, struct arrays); the caller then converts the
+    rows.
+    """
+    import pyarrow as pa
+
+    lazy = getattr(result, "_lazy_field_data", None)
+    if not isinstance(result, list) or lazy is None:
+        return None
+    rows: list[dict[str, Any]] = list.__getitem__(result, slice(None))  # the rows, not materialized
+    n = len(rows)
+    if n == 0:
+        return pa.Table.from_pylist([], schema=schema)
+    by_name = {fd.field_name: fd for fd in lazy}
+    names = all_names or {f["name"] for f in fields}
+    loads = _json_loads()
+    cols: list[pa.Array] = []
+    for f, af in zip(fields, schema, strict=False):
+        name, t = f["name"], f["type"]
+        fd = by_name.get(name)
+        if fd is None:
+            vals = [r.get(name) for r in rows]
+            if (t in _VECTOR_TYPES or t == "JSON") and any(v is not None for v in vals):
+                return None  # not the page shape this function knows
+            cols.append(pa.array(vals, type=af.type))
+        elif t in _DENSE_PAYLOAD:
+            col = _dense_from_field_data(fd, t, n)
+            if col is None:
+                return None
+            cols.append(col)
+        elif t == "SPARSE_FLOAT_VECTOR":
+            col = _sparse_from_field_data(fd, n)
+            if col is None:
+                return None
+            cols.append(col)
+        elif t == "JSON" and not fd.is_dynamic:
+            data, valid = fd.scalars.json_data.data, fd.valid_data
+            has_valid = len(valid) > 0
+            cols.append(
+                pa.array(
+                    [
+                        None if (has_valid and not valid[i]) or i >= len(data) else _json_text(loads(data[i]))
+                        for i in range(n)
+                    ],
+                    type=pa.string(),
+                )
+            )
+        else:
+            return None
+    if dynamic:
+        meta_fd = next((fd for fd in lazy if fd.is_dynamic), None)
+        present = set(rows[0])
+        wanted = getattr(result, "_dynamic_fields", None) or set()
+        metas: list[str | None] = []
+        if meta_fd is None:
+            metas = [_json_text({})] * n
+        else:
+            data, valid = meta_fd.scalars.json_data.data, meta_fd.valid_data
+            has_valid = len(valid) > 0
+            for i in range(n):
+                doc = None if (has_valid and not valid[i]) or i >= len(data) else loads(data[i])
+                extra = {
+                    k: v
+                    for k, v in (doc or {}).items()
+                    if k not in present and k not in names and (not wanted or k in wanted)
+                }
+                metas.append(_json_text(extra))
+        cols.append(pa.array(metas, type=pa.string()))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def table_to_rows(

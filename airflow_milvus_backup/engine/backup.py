@@ -13,6 +13,7 @@ One backup of collections goes:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import queue
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.arrow import arrow_schema, rows_to_table
+from airflow_milvus_backup.engine.arrow import (
+    arrow_schema,
+    dictionary_columns,
+    result_to_table,
+    rows_to_table,
+)
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     BackupExistsError,
@@ -59,6 +65,24 @@ _DONE = object()
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
+
+
+def _use_database(client: MilvusClient, db: str) -> None:
+    """Switch ``client`` to database ``db``.
+
+    pymilvus' ``use_database`` first calls DescribeDatabase, which Milvus before 2.4 does not implement. The
+    callers only switch to databases the server listed, so there the switch is made without that check.
+    """
+    config = getattr(client, "_config", None)
+    if (getattr(config, "db_name", None) or DEFAULT_DB) == db:
+        return
+    try:
+        client.use_database(db)
+    except Exception as e:
+        text = str(e).lower()
+        if config is None or ("unimplemented" not in text and "describedatabase" not in text):
+            raise
+        config.db_name = db
 
 
 def _row_bytes_estimate(fields: list[dict[str, Any]]) -> int:
@@ -117,30 +141,75 @@ class _PartitionExport:
             row_bytes = _row_bytes_estimate(self.fields)
             batch = max(256, min(16384, self.engine.batch_bytes // row_bytes))
             output = ["*"] if self.meta["enable_dynamic_field"] else [f["name"] for f in self.fields]
-            kwargs: dict[str, Any] = {"batch_size": batch, "output_fields": output}
-            if self.partition is not None:
-                kwargs["partition_names"] = [self.partition]
-            it = self.client.query_iterator(self.meta["name"], **kwargs)
-            cursor = getattr(it, "get_cursor", None)
-            if cursor is not None:
-                try:
-                    self.snapshot_ts = int(cursor().session_ts)
-                except Exception:  # noqa: BLE001 - older pymilvus
-                    self.snapshot_ts = None
-            try:
-                while not stop.is_set():
-                    rows = it.next()
-                    if not rows:
-                        break
-                    q.put(rows)
-            finally:
-                it.close()
+            for page in self._pages(batch, output, stop):
+                q.put(page)
             q.put(_DONE)
         except BaseException as e:  # noqa: BLE001 - handed to the writer thread
             q.put(e)
 
+    def _pages(self, batch: int, output: list[str], stop: threading.Event) -> Iterator[Any]:
+        """Yield the partition's rows page by page, in primary-key order, all read at one timestamp.
+
+        ``query_iterator`` sets the iteration up (the MVCC timestamp); the pages are then read with the
+        requests its ``next()`` sends (primary-key cursor, the server's iterator mode, that timestamp), but
+        through ``MilvusClient.query``, whose pages keep vectors and JSON columnar (protobuf) until a row is
+        read. ``next()`` reads every row: a 768-d vector becomes 768 Python floats, which cost the client
+        more CPU than all the rest of a backup and left Milvus waiting. Falls back to ``next()`` when the
+        pymilvus in use has no cursor.
+        """
+        kwargs: dict[str, Any] = {"batch_size": batch, "output_fields": output}
+        if self.partition is not None:
+            kwargs["partition_names"] = [self.partition]
+        it = self.client.query_iterator(self.meta["name"], **kwargs)
+        try:
+            session_ts = int(it.get_cursor().session_ts)
+        except Exception:  # noqa: BLE001 - older pymilvus
+            session_ts = 0
+        if not session_ts:
+            try:
+                while not stop.is_set():
+                    rows = it.next()
+                    if not rows:
+                        return
+                    yield rows
+            finally:
+                it.close()
+            return
+        it.close()
+        self.snapshot_ts = session_ts
+        pk_is_str = primary_field(self.meta)["type"] == "VARCHAR"
+        params: dict[str, Any] = {
+            "limit": batch,
+            "guarantee_timestamp": session_ts,
+            "iterator": "True",
+            "reduce_stop_for_best": "True",
+        }
+        if self.meta.get("collection_id") is not None:
+            params["collection_id"] = self.meta["collection_id"]
+        last: Any = None
+        while not stop.is_set():
+            if last is None:
+                expr = ""
+            else:
+                # json.dumps quotes and escapes a string key as Milvus' expression grammar reads it
+                literal = json.dumps(last, ensure_ascii=False) if pk_is_str else str(int(last))
+                expr = f"{self.pk} > {literal}"
+            page = self.client.query(
+                self.meta["name"],
+                filter=expr,
+                output_fields=output,
+                partition_names=kwargs.get("partition_names"),
+                **params,
+            )
+            if len(page) == 0:
+                return
+            # the last row's key, read without materializing the page's vectors (list.__getitem__)
+            last = list.__getitem__(page, len(page) - 1)[self.pk]
+            yield page
+
     def run(self) -> dict[str, Any]:
         """Export the partition; return its manifest entry (name, rows, files)."""
+        import numpy as np
         import pyarrow as pa  # noqa: F401 - imported for its side effect of loading early
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -189,16 +258,16 @@ class _PartitionExport:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                table = rows_to_table(
-                    item,
-                    self.fields,
-                    self.schema,
-                    self.meta["enable_dynamic_field"],
-                    all_names=self.all_names,
-                )
+                dynamic = self.meta["enable_dynamic_field"]
+                table = result_to_table(item, self.fields, self.schema, dynamic, all_names=self.all_names)
+                if table is None:
+                    rows = list(item)  # reading the rows materializes them
+                    table = rows_to_table(rows, self.fields, self.schema, dynamic, all_names=self.all_names)
                 if table.num_rows == 0:
                     continue
-                table = table.take(pc.sort_indices(table, sort_keys=[(self.pk, "ascending")]))
+                order = pc.sort_indices(table, sort_keys=[(self.pk, "ascending")])
+                if not np.array_equal(order.to_numpy(), np.arange(len(order))):
+                    table = table.take(order)  # pages come sorted: this copy is rarely needed
                 if writer is None:
                     fd, name = tempfile.mkstemp(
                         prefix="milvus-backup-", suffix=".parquet", dir=self.engine.tmp_dir
@@ -210,8 +279,10 @@ class _PartitionExport:
                         self.schema,
                         compression="zstd",
                         compression_level=self.engine.zstd_level,
+                        use_dictionary=dictionary_columns(self.schema, self.fields),
                     )
                 writer.write_table(table)
+                del item  # the page (protobuf) is not needed any more
                 pks = table.column(self.pk)
                 lo, hi = pks[0].as_py(), pks[-1].as_py()
                 min_pk = lo if min_pk is None else min(min_pk, lo)
@@ -347,9 +418,9 @@ class BackupEngine:
             known = {DEFAULT_DB}
         out: dict[str, list[str]] = {}
         for db in sorted(dbs & known):
-            client.use_database(db)
+            _use_database(client, db)
             out[db] = list(client.list_collections())
-        client.use_database(milvus.db_name or DEFAULT_DB)
+        _use_database(client, milvus.db_name or DEFAULT_DB)
         return out
 
     def _acquire(self, name: str, overwrite: bool) -> leases.Lease:
@@ -445,7 +516,7 @@ class BackupEngine:
         total_rows = 0
         with milvus_errors(milvus, f"Backup {name!r}"):
             for db, coll in selection:
-                client.use_database(db)
+                _use_database(client, db)
                 if db not in db_props:
                     db_props[db] = self._db_properties(client, db)
                 meta = capture_collection(client, coll, db)
@@ -461,20 +532,30 @@ class BackupEngine:
             interval=self.progress_interval,
         )
         upload_slots = threading.Semaphore(self.upload_concurrency + self.parallelism)
-        with (
-            ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="upload") as uploads,
-            ThreadPoolExecutor(self.parallelism, thread_name_prefix="export") as exports,
-        ):
-            jobs: list[tuple[dict[str, Any], Future[dict[str, Any]]]] = []
-            for meta in metas:
-                part_client = self._client_for(milvus, meta["db_name"])
-                has_key = any(f.get("is_partition_key") for f in meta["fields"])
-                parts: list[str | None] = [None] if has_key else list(meta["partitions"])
-                for p in parts:
-                    job = _PartitionExport(self, part_client, name, meta, p, uploads, upload_slots, progress)
-                    jobs.append((meta, exports.submit(self._run_export, milvus, job)))
-            for meta, fut in jobs:
-                meta.setdefault("data", []).append(fut.result())
+        loaded_here = self._load_for_export(client, milvus, name, metas)
+        part_clients: list[MilvusClient] = []
+        try:
+            with (
+                ThreadPoolExecutor(self.upload_concurrency, thread_name_prefix="upload") as uploads,
+                ThreadPoolExecutor(self.parallelism, thread_name_prefix="export") as exports,
+            ):
+                jobs: list[tuple[dict[str, Any], Future[dict[str, Any]]]] = []
+                for meta in metas:
+                    part_client = self._client_for(milvus, meta["db_name"])
+                    part_clients.append(part_client)
+                    has_key = any(f.get("is_partition_key") for f in meta["fields"])
+                    parts: list[str | None] = [None] if has_key else list(meta["partitions"])
+                    for p in parts:
+                        job = _PartitionExport(
+                            self, part_client, name, meta, p, uploads, upload_slots, progress
+                        )
+                        jobs.append((meta, exports.submit(self._run_export, milvus, job)))
+                for meta, fut in jobs:
+                    meta.setdefault("data", []).append(fut.result())
+        finally:
+            for c in part_clients:
+                c.close()
+            self._release(client, loaded_here)
         for meta in metas:
             meta["row_count"] = sum(p["rows"] for p in meta["data"])
             snaps = [p.get("snapshot_ts") for p in meta["data"] if p.get("snapshot_ts")]
@@ -524,6 +605,43 @@ class BackupEngine:
             "storage": self.storage.description,
         }
 
+    def _load_for_export(
+        self, client: MilvusClient, milvus: MilvusParams, name: str, metas: list[dict[str, Any]]
+    ) -> list[tuple[str, str]]:
+        """Load the collections that are not loaded (``query_iterator`` needs it); return those loaded here.
+
+        A released collection (or one Milvus did not load again after a restart) would otherwise fail the
+        backup with "collection not loaded". Its captured ``load_state`` stays the original one, and it is
+        released again when the export ends.
+        """
+        loaded: list[tuple[str, str]] = []
+        try:
+            with milvus_errors(milvus, f"Backup {name!r}"):
+                for meta in metas:
+                    if meta.get("load_state") == "Loaded":
+                        continue
+                    _use_database(client, meta["db_name"])
+                    self.log.info(
+                        "Loading %s.%s for the backup (it is %s; it is released again afterwards)",
+                        meta["db_name"],
+                        meta["name"],
+                        meta.get("load_state"),
+                    )
+                    client.load_collection(meta["name"])
+                    loaded.append((meta["db_name"], meta["name"]))
+        except BaseException:
+            self._release(client, loaded)
+            raise
+        return loaded
+
+    def _release(self, client: MilvusClient, loaded: list[tuple[str, str]]) -> None:
+        for db, coll in loaded:
+            try:
+                _use_database(client, db)
+                client.release_collection(coll)
+            except Exception as e:  # noqa: BLE001 - the backup's own outcome matters more
+                self.log.warning("Could not release %s.%s after the backup: %s", db, coll, e)
+
     def _client_for(self, milvus: MilvusParams, db: str) -> MilvusClient:
         if (milvus.db_name or DEFAULT_DB) == db:
             return connect(milvus)
@@ -552,10 +670,12 @@ class BackupEngine:
         try:
             h = hashlib.sha256()
             size = 0
+            buf = bytearray(1024 * 1024)  # one buffer, reused: no 8 MB allocation per chunk to keep around
+            view = memoryview(buf)
             with open(path, "rb") as fh:
-                while chunk := fh.read(8 * 1024 * 1024):
-                    h.update(chunk)
-                    size += len(chunk)
+                while n := fh.readinto(buf):
+                    h.update(view[:n])
+                    size += n
             self.storage.put_file(f"{backup}/{info['key']}", path)
             progress.add(nbytes=size)
             return {**info, "size": size, "sha256": h.hexdigest()}
@@ -608,7 +728,7 @@ class BackupEngine:
         live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
         entry.update(
             state="in_progress" if live else "partial",
-            id=live[0].get("backup_id") if live else None,
+            id=live[0].get("id") if live else None,
             collections=[],
         )
         return entry

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import (
     DatabaseNotFoundError,
+    MilvusAuthenticationError,
     MilvusConnectionError,
 )
 
@@ -129,6 +130,45 @@ def is_connection_failure(exc: BaseException) -> bool:
     return code in (1, 2, 15, 16, 1800) or any(m in text for m in markers)
 
 
+def auth_failure(exc: BaseException) -> str | None:
+    """Return the server's reason if ``exc`` (or an error it came from) is a refused login, else ``None``.
+
+    pymilvus reports a wrong password or token as "Fail connecting to server ... illegal connection params or
+    server unavailable"; the gRPC error underneath says UNAUTHENTICATED and why.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen and len(seen) < 20:
+        seen.add(id(e))
+        code = getattr(e, "code", None)
+        try:
+            name = getattr(code(), "name", "") if callable(code) else ""
+        except Exception:  # noqa: BLE001 - not a gRPC error after all
+            name = ""
+        if name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            details = getattr(e, "details", None)
+            try:
+                text = details() if callable(details) else str(e)
+            except Exception:  # noqa: BLE001
+                text = str(e)
+            return str(text or name)
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _connection_error(params: MilvusParams, exc: BaseException, what: str) -> MilvusConnectionError:
+    reason = auth_failure(exc)
+    if reason is not None:
+        return MilvusAuthenticationError(
+            f"{what}: Milvus at {params.address} refused the credentials ({params.scrub(reason)}). "
+            "Check the user and password, or the token, of the Milvus connection."
+        )
+    return MilvusConnectionError(
+        describe_milvus_error(params, exc, what)
+        + ". Check that Milvus is running and the address, token and TLS settings are right."
+    )
+
+
 @contextmanager
 def milvus_errors(params: MilvusParams, what: str) -> Iterator[None]:
     """Translate connection-level pymilvus errors inside the block into :class:`MilvusConnectionError`."""
@@ -141,20 +181,34 @@ def milvus_errors(params: MilvusParams, what: str) -> Iterator[None]:
 
         grpc_err = type(e).__module__.startswith("grpc")
         if (isinstance(e, MilvusException) or grpc_err) and is_connection_failure(e):
-            raise MilvusConnectionError(
-                describe_milvus_error(params, e, what)
-                + ". Check that Milvus is running and the address, token and TLS settings are right."
-            ) from None
+            raise _connection_error(params, e, what) from None
         raise
 
 
+def _shares_connections() -> bool:
+    """Whether this pymilvus shares one gRPC channel between clients of the same address and token (3.x)."""
+    try:
+        from pymilvus.client.connection_manager import ConnectionManager
+    except ImportError:
+        return False
+    return hasattr(ConnectionManager, "get_or_create")
+
+
 def connect(params: MilvusParams) -> MilvusClient:
-    """Open a ``MilvusClient``, or raise :class:`MilvusConnectionError` naming the address (no secret)."""
+    """Open a ``MilvusClient``, or raise :class:`MilvusConnectionError` naming the address (no secret).
+
+    The client gets a connection of its own: pymilvus 3 otherwise hands back any open channel to the same
+    address and token, whatever its TLS settings (a TLS client could get a plaintext channel, or one that
+    trusted another CA) and timeout.
+    """
     from pymilvus import MilvusClient
 
+    kwargs = params.client_kwargs()
+    if _shares_connections():
+        kwargs["dedicated"] = True
     with milvus_errors(params, "Connect"):
         try:
-            client = MilvusClient(**params.client_kwargs())
+            client = MilvusClient(**kwargs)
         except Exception as e:
             from pymilvus.exceptions import MilvusException
 
@@ -166,8 +220,5 @@ def connect(params: MilvusParams) -> MilvusClient:
                 ) from None
             if isinstance(e, MilvusException) and not is_connection_failure(e):
                 raise
-            raise MilvusConnectionError(
-                describe_milvus_error(params, e, "Connect")
-                + ". Check that Milvus is running and the address, token and TLS settings are right."
-            ) from None
+            raise _connection_error(params, e, "Connect") from None
     return client

@@ -86,6 +86,12 @@ class MilvusConnectionError(MilvusBackupError):
     retryable = True
 
 
+class MilvusAuthenticationError(MilvusConnectionError):
+    """Milvus refused the user, password or token: running again without fixing them cannot succeed."""
+
+    retryable = False
+
+
 class StorageError(MilvusBackupError):
     """The object store or local directory failed."""
 

@@ -1,7 +1,9 @@
 """Leases: small JSON objects that say "this process is working on this", with liveness.
 
-A lease is alive while its process runs: on the same host we ask the OS whether the pid exists; from another
-host we trust its heartbeat for ``ttl`` seconds. Used for backup locks and running restores.
+A lease is alive while its process runs: on the same host we ask the OS whether the pid exists (in this very
+process: whether a :class:`Lease` still holds it, so a failed backup or restore whose lease could not be
+deleted does not block a re-run in the same process); from another host we trust its heartbeat for ``ttl``
+seconds. Used for backup locks and running restores.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_TTL = 120.0
+
+#: Lease ids held by :class:`Lease` objects of this process (written and not released), with a count.
+_held: dict[str, int] = {}
+_held_lock = threading.Lock()
 
 
 def _now() -> datetime:
@@ -40,7 +46,11 @@ def pid_alive(pid: int) -> bool:
 def is_alive(body: dict[str, Any], ttl: float = DEFAULT_TTL) -> bool:
     """Return whether the holder of a lease body is still working."""
     if body.get("host") == socket.gethostname() and isinstance(body.get("pid"), int):
-        if not pid_alive(body["pid"]):
+        if body["pid"] == os.getpid():
+            with _held_lock:
+                if not _held.get(str(body.get("id")), 0):
+                    return False
+        elif not pid_alive(body["pid"]):
             return False
     try:
         beat = datetime.fromisoformat(str(body.get("heartbeat_at")))
@@ -75,6 +85,7 @@ class Lease:
         }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held = False
 
     def payload(self) -> bytes:
         """Return the lease's JSON with a fresh heartbeat."""
@@ -84,9 +95,32 @@ class Lease:
     def write(self, exclusive: bool = False) -> bool:
         """Write (or refresh) the lease; with ``exclusive``, only if the key does not exist."""
         if exclusive:
-            return self.storage.put_if_absent(self.key, self.payload())
-        self.storage.put_bytes(self.key, self.payload())
-        return True
+            stored = self.storage.put_if_absent(self.key, self.payload())
+        else:
+            self.storage.put_bytes(self.key, self.payload())
+            stored = True
+        if stored:
+            self._hold()
+        return stored
+
+    def _hold(self) -> None:
+        # Only a lease that names this process, and is not being released, counts as held here.
+        if self.body.get("pid") != os.getpid() or self._stop.is_set():
+            return
+        with _held_lock:
+            if not self._held:
+                lid = str(self.body.get("id"))
+                _held[lid] = _held.get(lid, 0) + 1
+                self._held = True
+
+    def _unhold(self) -> None:
+        with _held_lock:
+            if self._held:
+                lid = str(self.body.get("id"))
+                _held[lid] = _held.get(lid, 1) - 1
+                if _held[lid] <= 0:
+                    del _held[lid]
+                self._held = False
 
     def start_heartbeat(self) -> None:
         """Refresh the lease every ``ttl / 4`` seconds in a daemon thread until :meth:`release`."""
@@ -106,6 +140,7 @@ class Lease:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+        self._unhold()
         if delete:
             try:
                 self.storage.delete([self.key])

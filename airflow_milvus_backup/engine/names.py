@@ -175,9 +175,16 @@ def validate_renames(renames: Mapping[str, str] | None) -> dict[str, str]:
             if not isinstance(side, str):
                 raise InvalidArgumentError(f"Invalid rename {src!r} -> {dst!r}: names must be strings.")
             db, coll = split_qualified(side, DEFAULT_DB)
-            validate_milvus_name(db, "database")
-            if coll != "*":
-                validate_milvus_name(coll, "collection")
+            try:
+                validate_milvus_name(db, "database")
+                if coll != "*":
+                    validate_milvus_name(coll, "collection")
+            except InvalidArgumentError as e:
+                # Name the entry: "../x" would otherwise read as an invalid database name ''.
+                raise InvalidArgumentError(
+                    f"Invalid collection_renames entry {src!r} -> {dst!r}: {side!r} is not 'name', 'db.name' "
+                    f"or 'db.*' ({e})"
+                ) from None
         if src.endswith(".*") != dst.endswith(".*"):
             raise InvalidArgumentError(f"Invalid rename {src!r} -> {dst!r}: map 'db.*' only onto 'db.*'.")
     return dict(renames)

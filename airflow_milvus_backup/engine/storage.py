@@ -190,19 +190,19 @@ class LocalStorage(Storage):
     def get_bytes(self, key: str) -> bytes:  # noqa: D102
         try:
             return self._path(key).read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
 
     def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
         try:
             return open(self._path(key), "rb")
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         try:
             shutil.copyfile(self._path(key), path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:  # noqa: D102

@@ -752,13 +752,16 @@ def _compare_searches(
     except MilvusBackupError as e:
         res["search_note"] = f"skipped: cannot reach the source ({e})"
         return
+    release_source = False
     try:
         if not src.has_collection(sname):
             res["search_note"] = f"skipped: the source collection {sdb}.{sname} no longer exists"
             return
         if getattr(src.get_load_state(sname).get("state"), "name", "") != "Loaded":
-            res["search_note"] = f"skipped: the source collection {sdb}.{sname} is not loaded"
-            return
+            # Searching needs it loaded (a Milvus Lite file forgets its load state between processes):
+            # load it for the comparison and release it again, leaving the source as it was.
+            src.load_collection(sname)
+            release_source = True
         chosen: tuple[str, dict[str, Any]] | None = None
         for fname in vector_fields:
             si, ti = _index_of(src, sname, fname), _index_of(client, tname, fname)
@@ -792,4 +795,9 @@ def _compare_searches(
         res["search_overlap"] = round(sum(ratios) / len(ratios), 4) if ratios else None
         res["search_note"] = f"{len(ratios)} search(es) on {fname!r}, top {top_k}, against {sdb}.{sname}"
     finally:
+        if release_source:
+            try:
+                src.release_collection(sname)
+            except Exception as e:  # noqa: BLE001 - the verification result matters more
+                log.warning("Could not release source %s.%s after the searches: %s", sdb, sname, e)
         src.close()
