@@ -6,8 +6,9 @@ One small hierarchy rooted at :class:`~airflow.sdk.exceptions.AirflowException`:
   backup not there yet, a failed restore step).
 * :class:`MilvusBackupFailException` - failures a retry cannot fix (Airflow does not retry them):
   :class:`MilvusBackupInvalidArgument` (also a ``ValueError``: a bad name, option, connection or
-  ``backup.yaml``), :class:`MilvusBackupIntegrityError` (checksum, manifest, verification) and
-  :class:`MilvusBackupConflictError` (exists already, schema mismatch, unsupported).
+  ``backup.yaml``), :class:`MilvusBackupIntegrityError` (checksum, manifest, verification),
+  :class:`MilvusBackupConflictError` (exists already, schema mismatch, unsupported) and
+  :class:`MilvusBackupAuthenticationError` (Milvus refused the user, password or token).
 
 The engine's message is kept as it is (it names the object and the fix and holds no secret); the engine
 exception is chained as ``__cause__``.
@@ -51,6 +52,10 @@ class MilvusBackupConflictError(MilvusBackupFailException):
     """The target already exists, has another schema, or the server cannot do what was asked."""
 
 
+class MilvusBackupAuthenticationError(MilvusBackupFailException):
+    """Milvus or S3 refused the credentials: fix the connection; a retry would be refused again."""
+
+
 def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = None) -> BaseException:
     """Return the Airflow exception for an engine exception (other exceptions are returned as they are).
 
@@ -65,6 +70,9 @@ def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = No
     cls: type[MilvusBackupException]
     if isinstance(exc, engine_errors.IntegrityError):
         cls = MilvusBackupIntegrityError
+    elif isinstance(exc, (engine_errors.MilvusAuthenticationError, engine_errors.StorageAccessError)):
+        # Refused credentials: a retry would be refused again (checked before retryable parents).
+        cls = MilvusBackupAuthenticationError
     elif isinstance(exc, engine_errors.InvalidArgumentError):
         cls = MilvusBackupInvalidArgument
     elif isinstance(

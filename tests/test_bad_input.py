@@ -267,8 +267,6 @@ class Case:
     says: tuple[str, ...]  # fragments the message must contain: the thing, and the fix
     seconds: float = 20.0  # fails within this time
     marks: tuple[Any, ...] = ()
-    #: a known bug elsewhere: the object this case still leaves (the case is then an expected failure)
-    leaves: str | None = None
 
 
 def _hook_yaml(text: str) -> Callable[[Env], Any]:
@@ -559,8 +557,6 @@ CASES = [
         UnsupportedError,
         ("GPU_CAGRA", "field 'vec'", "Milvus v2.3.5", "auto_index_fallback=True", "use_auto_index=True"),
         marks=(pytest.mark.milvus235,),
-        leaves="restore.py keeps a 'failed' status object (exotic_index/restores/<id>.json) after a setup "
-        "failure it rolled back completely; see the report",
     ),
     # --- credentials, endpoints, buckets
     Case(
@@ -704,12 +700,6 @@ def test_bad_input_fails_clearly_fast_and_leaves_nothing(
     assert not missing, f"{type(e.value).__name__}: {msg!r} lacks {missing}"
     assert elapsed < case.seconds, f"took {elapsed:.1f}s: {msg}"
     after = env.snapshot()
-    if case.leaves and after != before:
-        assert after[1:] == before[1:]  # Milvus and local files untouched
-        new = sorted(set(after[0]) - set(before[0]))
-        assert len(new) == 1, new
-        assert "/restores/" in new[0][0], new
-        pytest.xfail(case.leaves)
     assert after == before, "the failed call left something behind"
 
 

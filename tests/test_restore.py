@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from airflow_milvus_backup.engine import (
     TargetExistsError,
 )
 from airflow_milvus_backup.engine import lease as leases
+from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.schema import capture_collection, primary_field
 from airflow_milvus_backup.engine.verify import verify_restore
@@ -389,6 +391,76 @@ def test_flipped_byte_refused_naming_the_object(lite_uri, storage):
     client.close()
 
 
+def _edited_copy(storage: LocalStorage, src: str, dst: str, edit: Any) -> None:
+    """Copy backup ``src`` to ``dst`` with its manifest changed by ``edit`` (a hand-edited backup)."""
+    for o in storage.list(f"{src}/data/"):
+        storage.put_bytes(dst + o.key[len(src) :], storage.get_bytes(o.key))
+    m = json.loads(storage.get_bytes(mf.manifest_key(src)))
+    m["name"] = dst
+    edit(m["collections"][0])
+    storage.put_bytes(mf.manifest_key(dst), mf.dumps(m))
+
+
+def test_manifest_names_and_keys_are_refused_before_anything_is_created(lite_uri, storage):
+    client = MilvusClient(lite_uri)
+    simple(client, "c", rows=40, partitions=("p1",))
+    params = MilvusParams(uri=lite_uri)
+    BackupEngine(storage).create(params, "src", ["c"])
+
+    def bad_partition(c: dict[str, Any]) -> None:
+        c["partitions"] = ["_default", "p1;drop"]
+        c["data"][1]["partition"] = "p1;drop"
+
+    def bad_source_name(c: dict[str, Any]) -> None:
+        c["name"] = "c-1"
+
+    def key_up(c: dict[str, Any]) -> None:
+        c["data"][1]["files"][0]["key"] = "data/default/c/p1/../../../../src/meta/backup_meta.json"
+
+    def key_outside_data(c: dict[str, Any]) -> None:
+        c["data"][0]["files"][0]["key"] = "meta/backup_meta.json"
+
+    cases = [
+        (bad_partition, "Invalid partition name 'p1;drop'"),
+        (bad_source_name, "Invalid collection name 'c-1'"),
+        (key_up, "Invalid storage key 'bad/data/default/c/p1/../"),
+        (key_outside_data, "data objects are under 'data/'"),
+    ]
+    engine = RestoreEngine(storage)
+    for edit, says in cases:
+        _edited_copy(storage, "src", "bad", edit)
+        with pytest.raises(InvalidArgumentError) as e:
+            engine.restore(params, "bad", collection_suffix="_bad")
+        assert says in str(e.value)
+        assert "manifest of backup 'bad'" in str(e.value)
+        assert not client.has_collection("c_bad"), edit.__name__
+        assert not list(storage.list("bad/restores/")), edit.__name__
+    client.close()
+
+
+def test_data_object_deleted_while_the_restore_runs_is_an_integrity_error(lite_uri, storage):
+    client = MilvusClient(lite_uri)
+    simple(client, "c", rows=60)
+    params = MilvusParams(uri=lite_uri)
+    BackupEngine(storage).create(params, "gone")
+    key = f"gone/{BackupEngine(storage).get('gone')['collections'][0]['data'][0]['files'][0]['key']}"
+
+    class DeletedUnderneath(LocalStorage):
+        def download(self, k: str, path: Path) -> None:
+            self.delete([k])  # another process deletes the object after the restore listed it
+            super().download(k, path)
+
+    with pytest.raises(IntegrityError) as e:
+        RestoreEngine(DeletedUnderneath(storage.base, "backup")).restore(
+            params, "gone", collection_suffix="_r"
+        )
+    assert f"Data object {key!r} of backup 'gone' is missing" in str(e.value)
+    assert "the backup is damaged" in str(e.value)
+    [failed] = RestoreEngine(storage).list_restores("gone")
+    assert failed["state"] == "failed"
+    client.close()
+
+
 # ------------------------------------------------------------------------------------------------ resume
 _KILLED_RESTORE = textwrap.dedent(
     """
@@ -402,27 +474,27 @@ _KILLED_RESTORE = textwrap.dedent(
     storage = LocalStorage(sys.argv[1], "backup")
     engine = RestoreEngine(storage, parallelism=2, insert_batch_rows=40, progress_interval=0,
                            progress_callback=slow, status_interval=0)
-    engine.restore(MilvusParams(uri=sys.argv[2]), "big", collection_suffix="_r")
+    engine.restore(MilvusParams(uri=sys.argv[2]), "big", [sys.argv[3]], collection_suffix="_r")
     """
 )
 
 
 def test_killed_restore_run_again_ends_with_exactly_the_backup(milvus_lite_server, tmp_path):
+    # the server is shared with other modules: name this test's collection, never "every collection"
     client = MilvusClient(uri=milvus_lite_server.uri)
-    for name in ("big", "big_r"):
-        if client.has_collection(name):
-            client.drop_collection(name)
-    simple(client, "big", rows=2000, partitions=("p1",))
+    coll = f"big_{uuid.uuid4().hex[:8]}"
+    target = f"{coll}_r"
+    simple(client, coll, rows=2000, partitions=("p1",))
     params = MilvusParams(uri=milvus_lite_server.uri)
     storage = LocalStorage(tmp_path / "b", "backup")
-    BackupEngine(storage, file_bytes=1, batch_bytes=1).create(params, "big")  # 256 rows per file
+    BackupEngine(storage, file_bytes=1, batch_bytes=1).create(params, "big", [coll])  # 256 rows per file
     meta = BackupEngine(storage).get("big")["collections"][0]
     n_files = sum(len(p["files"]) for p in meta["data"])
     assert n_files >= 8
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_RESTORE, str(tmp_path / "b"), milvus_lite_server.uri],
+        [sys.executable, "-c", _KILLED_RESTORE, str(tmp_path / "b"), milvus_lite_server.uri, coll],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -442,7 +514,7 @@ def test_killed_restore_run_again_ends_with_exactly_the_backup(milvus_lite_serve
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
-    partial = count(client, "big_r")
+    partial = count(client, target)
     assert 0 < partial < 2000
     status = leases.read_leases(storage, "big/restores/")[0]["collections"][0]  # as the killed run left it
     [killed] = RestoreEngine(storage).list_restores("big")
@@ -453,7 +525,7 @@ def test_killed_restore_run_again_ends_with_exactly_the_backup(milvus_lite_serve
     assert polled["state"] == "failed"
     assert "interrupted" in polled["error"]
 
-    report = RestoreEngine(storage).restore(params, "big", collection_suffix="_r")
+    report = RestoreEngine(storage).restore(params, "big", [coll], collection_suffix="_r")
     assert report["restore_id"] == killed["restore_id"]
     assert report["attempts"] == 2
     assert report["state"] == "success"
@@ -464,12 +536,14 @@ def test_killed_restore_run_again_ends_with_exactly_the_backup(milvus_lite_serve
     started_before = [k for k, f in status["files"].items() if f["state"] == "started"]
     assert all(files[k]["attempts"] == 1 for k in done_before)
     assert all(files[k]["attempts"] == 2 for k in started_before)
-    ids = [r["id"] for r in source_rows(client, "big_r", meta["fields"], False)]
+    ids = [r["id"] for r in source_rows(client, target, meta["fields"], False)]
     assert len(ids) == len(set(ids)) == 2000
-    assert count(client, "big_r") == 2000
-    assert rows_of(client, "big_r", meta) == rows_of(client, "big", meta)
+    assert count(client, target) == 2000
+    assert rows_of(client, target, meta) == rows_of(client, coll, meta)
     v = verify_restore(params, storage, "big", report, sample_searches=3)
     assert v["ok"], v["errors"]
+    client.drop_collection(coll)
+    client.drop_collection(target)
     client.close()
 
 

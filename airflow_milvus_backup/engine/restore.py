@@ -5,14 +5,17 @@ One restore (:meth:`RestoreEngine.restore`) goes:
 1. **plan** (:meth:`RestoreEngine._plan`): read the manifest, resolve the selection and the target names
    (``collection_suffix``, ``collection_renames``, ``target_db_name``), connect to the target Milvus and
    check everything *before anything is touched*: conflicting options, two sources onto one target, names
-   that are not in the backup, targets that exist, ``skip_create`` schema compatibility field by field,
-   field types and primary keys the server can hold, and (bulk import) every object's sha256.
+   that are not in the backup, the manifest's own names and keys (Milvus name rule, no ``..``), targets that
+   exist, ``skip_create`` schema compatibility field by field, field types and primary keys the server can
+   hold, every data object's presence and size (one listing of ``<backup>/data/``), and (bulk import) every
+   object's sha256.
 2. **status**: ``<backup>/restores/<restore_id>.json`` in the backup's storage, written at once and after
    each step and each data file (see *Status contract* below).
 3. **setup**: missing databases (with the captured properties), collections with the exact captured schema
    (functions, partition key and its partition count, nullable and default values, dynamic field,
    consistency level, shards, properties), partitions, indexes. If this step fails, the collections and
-   databases it created are dropped again.
+   databases it created are dropped again; when that leaves Milvus as it was and the restore is a new one,
+   its status object is deleted too (a failed restore that changed nothing leaves no state behind).
 4. **data**: *insert* - each data file is downloaded to a temporary file, its sha256 and size are checked
    against the manifest before any of its rows is inserted, then it is read in record batches (bounded
    memory) and inserted in batches, partitions and collections in parallel; or *bulk import* - one import
@@ -89,6 +92,7 @@ from airflow_milvus_backup.engine.errors import (
     RestoreError,
     SchemaMismatchError,
     StorageConnectionError,
+    StorageNotFoundError,
     TargetExistsError,
     UnsupportedError,
 )
@@ -104,6 +108,7 @@ from airflow_milvus_backup.engine.names import (
 )
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
 from airflow_milvus_backup.engine.schema import build_schema, capture_field, exported_fields, primary_field
+from airflow_milvus_backup.engine.storage import validate_key
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -360,6 +365,8 @@ class _Status:
         self.body = self.lease.body
         self.interval = interval
         self._last = 0.0
+        #: Set when a failed setup was undone completely: the status object is deleted instead of kept.
+        self.untouched = False
 
     @property
     def id(self) -> str:
@@ -390,6 +397,10 @@ class _Status:
     def stop(self) -> None:
         """Stop the heartbeat; keep the status object."""
         self.lease.release(delete=False)
+
+    def discard(self) -> None:
+        """Stop the heartbeat and delete the status object (the restore left nothing to resume or report)."""
+        self.lease.release(delete=True)
 
     def detach(self, ttl: float) -> None:
         """Mark the restore as detached (no owning process; alive while polled) and persist it."""
@@ -838,7 +849,10 @@ class RestoreEngine:
                 try:
                     self._execute(client, milvus, plan, status, wait=wait, started=started)
                 except BaseException as e:
-                    status.fail(e)
+                    if status.untouched:
+                        status.discard()  # the failed setup was undone: no state is left behind
+                    else:
+                        status.fail(e)
                     raise
                 finally:
                     status.stop()
@@ -931,6 +945,7 @@ class RestoreEngine:
         pairs: list[tuple[dict[str, Any], str, str]] = []
         seen: dict[tuple[str, str], str] = {}
         for db, coll in selection:
+            _check_manifest_entry(name, by_source[(db, coll)])
             tdb, tname = map_target(
                 db, coll, suffix=opts.collection_suffix, renames=renames, target_db=opts.target_db_name
             )
@@ -1013,8 +1028,10 @@ class RestoreEngine:
             rid,
             prior=prior,
         )
-        if method == "bulk_import" and not opts.meta_only:
-            self._verify_objects(plan)
+        if not opts.meta_only:
+            self._check_listing(plan)
+            if method == "bulk_import":
+                self._verify_objects(plan)
         return plan
 
     def _check_rename_sources(
@@ -1305,20 +1322,58 @@ class RestoreEngine:
                 + "; wait for it to finish (poll it) instead of starting it again."
             )
 
+    def _pending_files(self, plan: _Plan) -> list[dict[str, Any]]:
+        """Return the manifest entries of the data files this restore will read."""
+        out: list[dict[str, Any]] = []
+        for t in plan.targets:
+            if t.action == "done":
+                continue
+            done = set(self._prior_done(plan, t))
+            out.extend(f for _, f in t.files() if f["key"] not in done)
+        return out
+
+    def _check_listing(self, plan: _Plan) -> None:
+        """Compare every data file to read with one listing of ``<backup>/data/`` (key and size).
+
+        A deleted or truncated object fails here, before anything is created in Milvus. A changed byte keeps
+        the size: it is caught by the sha256 check of each file before its rows are inserted.
+        """
+        pending = self._pending_files(plan)
+        if not pending:
+            return
+        where = self.storage.description
+        stored = {o.key: o.size for o in self.storage.list(f"{plan.backup}/{mf.DATA}")}
+        problems = []
+        for f in pending:
+            key = f"{plan.backup}/{f['key']}"
+            size = stored.get(key)
+            if size is None:
+                problems.append(f"Data object {key!r} of backup {plan.backup!r} is missing from {where}")
+            elif size != f.get("size"):
+                problems.append(
+                    f"Data object {key!r} of backup {plan.backup!r} in {where} does not match its manifest "
+                    f"({size} bytes stored, {f.get('size')} in the manifest): it was truncated or replaced"
+                )
+        if problems:
+            more = f" ({len(problems) - 1} more object(s) missing or wrong)" if len(problems) > 1 else ""
+            raise IntegrityError(
+                f"{problems[0]}{more}: the backup is damaged. Nothing was restored; restore another backup, "
+                "or run verify_backup to list every damaged object."
+            )
+        self.log.info("Found the %d data object(s) to restore, of the sizes in the manifest", len(pending))
+
     def _verify_objects(self, plan: _Plan) -> None:
         """Check the sha256 and size of every object a bulk import will read, before anything is touched."""
-        jobs = []
-        for t in plan.targets:
-            done = set(self._prior_done(plan, t))
-            for _, f in t.files():
-                if f["key"] not in done:
-                    jobs.append(f)
+        jobs = self._pending_files(plan)
         if not jobs:
             return
 
         def check(f: dict[str, Any]) -> None:
             key = f"{plan.backup}/{f['key']}"
-            digest, size = self.storage.sha256(key)
+            try:
+                digest, size = self.storage.sha256(key)
+            except StorageNotFoundError:
+                raise _missing_object(plan.backup, key, self.storage.description) from None
             _check_digest(plan.backup, key, digest, size, f, self.storage.description)
 
         with ThreadPoolExecutor(self.parallelism * 2, thread_name_prefix="verify") as pool:
@@ -1423,8 +1478,6 @@ class RestoreEngine:
         return status
 
     def _read_status(self, name: str, restore_id: str) -> dict[str, Any]:
-        from airflow_milvus_backup.engine.errors import StorageNotFoundError
-
         if not isinstance(restore_id, str) or not RESTORE_ID_RE.fullmatch(restore_id):
             raise InvalidArgumentError(f"Invalid restore_id {restore_id!r}.")
         key = status_key(name, restore_id)
@@ -1484,9 +1537,15 @@ class RestoreEngine:
         return connect(replace(milvus, db_name=db))
 
     def _setup(self, client: MilvusClient, milvus: MilvusParams, plan: _Plan, status: _Status) -> None:
-        """Create databases, collections, partitions and indexes; undo what this call created if it fails."""
+        """Create databases, collections, partitions and indexes; undo what this call created if it fails.
+
+        When the undo leaves Milvus as it was (a new restore that only created things, all dropped again),
+        ``status.untouched`` is set: the failed restore leaves no state behind, not even its status object.
+        """
         created_now: list[_Target] = []
         dbs_now: list[str] = []
+        #: changes a rollback does not undo (an existing collection dropped or altered)
+        kept: list[str] = []
         try:
             existing_dbs = set(client.list_databases()) if plan.databases else set()
             for db, props in plan.databases.items():
@@ -1509,18 +1568,28 @@ class RestoreEngine:
                     continue
                 c = self._client(milvus, t.db)
                 try:
-                    self._setup_one(c, plan, t, status, created_now)
+                    self._setup_one(c, plan, t, status, created_now, kept)
                 finally:
                     c.close()
         except BaseException:
-            self._rollback(client, milvus, created_now, dbs_now, status)
+            undone = self._rollback(client, milvus, created_now, dbs_now, status)
+            status.untouched = undone and not kept and plan.prior is None
+            if kept:
+                self.log.warning("The failed setup of restore %s left: %s", plan.restore_id, "; ".join(kept))
             raise
 
     def _setup_one(
-        self, c: MilvusClient, plan: _Plan, t: _Target, status: _Status, created_now: list[_Target]
+        self,
+        c: MilvusClient,
+        plan: _Plan,
+        t: _Target,
+        status: _Status,
+        created_now: list[_Target],
+        kept: list[str],
     ) -> None:
         exists = c.has_collection(t.name)
         if t.action == "replace" and exists and not t.entry.get("created"):
+            kept.append(f"existing collection {t.target} dropped")
             aliases = list(c.list_aliases(t.name).get("aliases", []))
             for a in aliases:
                 c.drop_alias(a)
@@ -1547,18 +1616,26 @@ class RestoreEngine:
         elif t.action == "existing" and t.auto_id_property:
             props = c.describe_collection(t.name).get("properties") or {}
             if str(props.get(AUTO_ID_PROPERTY, "")).lower() != "true":
+                kept.append(f"property {AUTO_ID_PROPERTY} set on {t.target}")
                 c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
                 with status.lock:
                     t.entry["temp_properties"] = [AUTO_ID_PROPERTY]
                 status.save()
         elif t.action == "resume" and t.auto_id_property and not plan.opts.meta_only:
             c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
+        # a collection this call created is dropped again by a rollback, with its partitions and indexes; a
+        # resumed one belongs to this restore (its status says so); any other one is someone else's
+        foreign = t not in created_now and t.action != "resume"
         if not t.partition_key:
             have = set(c.list_partitions(t.name))
             for p in t.meta.get("partitions", []):
                 if p not in have:
+                    if foreign:
+                        kept.append(f"partition {p} created in {t.target}")
                     c.create_partition(t.name, p)
         if t.action != "existing":
+            if foreign:
+                kept.append(f"indexes created on {t.target}")
             self._create_indexes(c, plan, t, status)
 
     def _create_collection(self, c: MilvusClient, plan: _Plan, t: _Target) -> None:
@@ -1677,7 +1754,9 @@ class RestoreEngine:
         created: list[_Target],
         dbs: list[str],
         status: _Status,
-    ) -> None:
+    ) -> bool:
+        """Drop what a failed setup created; return whether all of it is gone."""
+        undone = True
         for t in created:
             try:
                 c = self._client(milvus, t.db)
@@ -1691,6 +1770,7 @@ class RestoreEngine:
                     t.entry["indexes"] = []
                 self.log.info("Dropped %s again: the restore failed while setting it up", t.target)
             except Exception as e:  # noqa: BLE001 - the original error matters more
+                undone = False
                 self.log.warning("Could not drop %s after the failed setup: %s; drop it by hand", t.target, e)
         for db in dbs:
             try:
@@ -1699,7 +1779,9 @@ class RestoreEngine:
                     status.body["databases_created"].remove(db)
                 self.log.info("Dropped database %s again: the restore failed while setting it up", db)
             except Exception as e:  # noqa: BLE001 - the original error matters more
+                undone = False
                 self.log.warning("Could not drop database %s after the failed setup: %s", db, e)
+        return undone
 
     # ----------------------------------------------------------------------------------------- insert
     def _progress(self, plan: _Plan) -> Progress:
@@ -1837,7 +1919,10 @@ class RestoreEngine:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            self.storage.download(key, tmp)
+            try:
+                self.storage.download(key, tmp)
+            except StorageNotFoundError:
+                raise _missing_object(plan.backup, key, self.storage.description) from None
             digest, size = _file_sha256(tmp)
             _check_digest(plan.backup, key, digest, size, f, self.storage.description)
             progress.add(nbytes=size)
@@ -2177,6 +2262,42 @@ def _check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, An
             f"{human_bytes(int(f.get('size') or 0))}): it is corrupt or was changed. None of its rows were "
             "restored; restore another backup (verify_backup checks them all)."
         )
+
+
+def _missing_object(backup: str, key: str, where: str) -> IntegrityError:
+    return IntegrityError(
+        f"Data object {key!r} of backup {backup!r} is missing from {where}: the backup is damaged. Restore "
+        "another backup, or run verify_backup to list every damaged object."
+    )
+
+
+def _check_manifest_entry(backup: str, meta: dict[str, Any]) -> None:
+    """Refuse a collection entry of a manifest whose names or keys break the rules, before anything is done.
+
+    A manifest written by this package passes; one edited by hand or copied in from elsewhere may name keys
+    with ``..`` or collections and partitions Milvus would refuse (or that would mean something else).
+    """
+    try:
+        validate_milvus_name(meta.get("db_name"), "database")
+        validate_milvus_name(meta.get("name"), "collection")
+        for p in meta.get("partitions") or []:
+            validate_milvus_name(p, "partition")
+        for part in meta.get("data") or []:
+            if part.get("partition") is not None:
+                validate_milvus_name(part["partition"], "partition")
+            for f in part.get("files") or []:
+                key = f.get("key")
+                if not isinstance(key, str) or not key.startswith(mf.DATA):
+                    raise InvalidArgumentError(
+                        f"Invalid storage key {key!r}: data objects are under {mf.DATA!r}."
+                    )
+                validate_key(f"{backup}/{key}")
+    except InvalidArgumentError as e:
+        source = f"{meta.get('db_name')}.{meta.get('name')}"
+        raise InvalidArgumentError(
+            f"{e} It is in the manifest of backup {backup!r} (collection {source!r}), which was damaged or "
+            "edited by hand; nothing was restored. Restore another backup, or run verify_backup."
+        ) from None
 
 
 def _check_parquet(backup: str, key: str, pf: Any, f: dict[str, Any], meta: dict[str, Any]) -> None:

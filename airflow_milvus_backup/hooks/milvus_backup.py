@@ -28,6 +28,7 @@ from airflow_milvus_backup.hooks.backup_config import BackupConfig, load_backup_
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.sdk import Connection
+    from botocore.config import Config
     from pymilvus import MilvusClient
 
     from airflow_milvus_backup.engine.backup import BackupEngine
@@ -38,6 +39,14 @@ DEFAULT_ROOT_PATH = "backup"
 DEFAULT_PORT = 19530
 #: The state of a restore status under ``<backup>/restores/`` while it reads the backup.
 RESTORE_EXECUTING = "executing"
+#: botocore settings of the S3 client wherever the AWS connection's extra ``config_kwargs`` sets none
+#: (botocore's own: 60 s to connect, 5 attempts). Against an endpoint that accepts and never answers, one S3
+#: call then fails after 4 attempts of 60 s (``max_attempts`` counts retries); set ``config_kwargs`` for less.
+S3_CLIENT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "read_timeout": 20,
+    "retries": {"total_max_attempts": 3, "mode": "standard"},
+}
 
 
 def _as_bool(value: Any, what: str) -> bool | None:
@@ -119,6 +128,20 @@ def milvus_params_from_connection(conn: Connection) -> MilvusParams:
         client_key_path=str(x("client_key_path") or ""),
         timeout=timeout_s,
     )
+
+
+def s3_client_config(user: Config | None) -> Config:
+    """Return the backup S3 client's botocore config: ``user``'s, over :data:`S3_CLIENT_DEFAULTS`.
+
+    Every option the user set (the AWS connection's extra ``config_kwargs``) is kept as it is; only the
+    timeouts and retries left unset get this provider's bounded values.
+
+    :param user: the config from the AWS connection, or ``None``.
+    """
+    from botocore.config import Config
+
+    defaults = Config(**S3_CLIENT_DEFAULTS)
+    return defaults.merge(user) if user is not None else defaults
 
 
 def _mask(secrets: Iterable[str]) -> None:
@@ -297,13 +320,21 @@ class MilvusBackupHook(BaseHook):
 
     # ------------------------------------------------------------------------------------------ storage
     def get_s3_hook(self) -> S3Hook:
-        """Return the Amazon provider's ``S3Hook`` for the backup storage."""
+        """Return the Amazon provider's ``S3Hook`` for the backup storage.
+
+        Its client gets bounded timeouts and retries (:data:`S3_CLIENT_DEFAULTS`) wherever the connection's
+        extra ``config_kwargs`` sets none, so a hung S3 endpoint fails the task in bounded time.
+        """
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         cfg = self.config
         region = self.region_name or (cfg.region if cfg else None)
         if cfg is None or not cfg.access_key:
-            return S3Hook(aws_conn_id=self.aws_conn_id, region_name=region)
+            hook = S3Hook(aws_conn_id=self.aws_conn_id, region_name=region)
+            # S3Hook(config=...) would replace the connection's config_kwargs; merging keeps them
+            wrapper = hook.conn_config
+            wrapper.botocore_config = s3_client_config(wrapper.botocore_config)
+            return hook
         # backup.yaml carries the keys: an S3Hook over an in-memory connection (never stored anywhere).
         from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
         from airflow.sdk import Connection
@@ -316,7 +347,9 @@ class MilvusBackupHook(BaseHook):
             password=cfg.secret_key,
             extra=json.dumps({"endpoint_url": cfg.endpoint_url} if cfg.endpoint_url else {}),
         )
-        hook.conn_config = AwsConnectionWrapper(conn=conn, region_name=region)  # type: ignore[misc]
+        hook.conn_config = AwsConnectionWrapper(  # type: ignore[misc]
+            conn=conn, region_name=region, botocore_config=s3_client_config(None)
+        )
         return hook
 
     @cached_property
