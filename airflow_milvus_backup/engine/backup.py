@@ -106,9 +106,11 @@ def _row_bytes_estimate(fields: list[dict[str, Any]]) -> int:
 class _PartitionExport:
     """Stream one partition (or a whole collection) into Parquet data files.
 
-    A reader thread pulls batches from ``query_iterator`` (network bound, releases the GIL) into a small
-    queue; this thread converts them to Arrow and writes Parquet to a temporary file; finished files go to
-    the shared upload pool. Memory is bounded by the queue depth and the in-flight uploads.
+    A reader thread pulls pages of rows from Milvus (:meth:`_pages`: ``query_iterator``'s requests, pages
+    kept columnar; network bound, releases the GIL) into a small queue; this thread converts them to Arrow
+    column by column (:func:`~airflow_milvus_backup.engine.arrow.result_to_table`) and writes Parquet to a
+    temporary file; finished files go to the shared upload pool. Memory is bounded by the page size
+    (``batch_bytes``), the queue depth and the in-flight uploads.
     """
 
     def __init__(
@@ -325,7 +327,8 @@ class BackupEngine:
         :class:`~airflow_milvus_backup.engine.storage.LocalStorage`).
     :param parallelism: partitions exported at the same time.
     :param file_bytes: roll over to a new data file after about this many (uncompressed) bytes.
-    :param batch_bytes: target size of one ``query_iterator`` batch.
+    :param batch_bytes: target size of one page of rows read from Milvus (larger pages cost memory, not time:
+        see bench/).
     :param logger: where progress lines go.
     :param progress_callback: also called with progress figures.
     :param progress_interval: seconds between progress lines.
@@ -337,7 +340,7 @@ class BackupEngine:
         *,
         parallelism: int = 2,
         file_bytes: int = 64 * 1024 * 1024,
-        batch_bytes: int = 4 * 1024 * 1024,
+        batch_bytes: int = 2 * 1024 * 1024,
         queue_depth: int = 2,
         upload_concurrency: int = 2,
         zstd_level: int = 1,
