@@ -86,12 +86,18 @@ class Runner:
     """Run ``_tasks.py`` children, sample their memory, account for CPU, repeat disturbed runs."""
 
     def __init__(
-        self, servers_cpu: dict[str, list[int]], max_other: float, retries: int, retry_until: float
+        self,
+        servers_cpu: dict[str, list[int]],
+        max_other: float,
+        retries: int,
+        retry_until: float,
+        retry_max_seconds: float,
     ) -> None:
         self.servers_cpu = servers_cpu  # label -> root pids (e.g. {"milvus": [...], "s3": [...]})
         self.max_other = max_other
         self.retries = retries
         self.retry_until = retry_until  # time.monotonic() after which nothing is run again
+        self.retry_max_seconds = retry_max_seconds  # longer measurements are not run again
 
     def once(self, spec: dict[str, Any]) -> dict[str, Any]:
         cmd = [sys.executable, str(HERE / "_tasks.py"), json.dumps(spec)]
@@ -162,7 +168,12 @@ class Runner:
                 f"loadavg {r['load_before']:.1f}" + ("  (disturbed)" if disturbed else ""),
                 flush=True,
             )
-            if not disturbed or attempt == self.retries or time.monotonic() > self.retry_until:
+            if (
+                not disturbed
+                or attempt == self.retries
+                or time.monotonic() > self.retry_until
+                or r["seconds"] > self.retry_max_seconds
+            ):
                 break
         best = min(runs, key=lambda x: x["other_cores"])
         best["label"] = label
@@ -467,6 +478,12 @@ def main() -> int:
         default=420,
         help="seconds into the run after which disturbed measurements are no longer run again",
     )
+    ap.add_argument(
+        "--retry-max-seconds",
+        type=float,
+        default=30,
+        help="disturbed measurements longer than this are not run again (keeps the run under 10 minutes)",
+    )
     ap.add_argument("--work-dir", help="where the servers keep their data (default: a temporary directory)")
     ap.add_argument("--out", help="the JSON file to write (default: bench/results/<time>.json)")
     args = ap.parse_args()
@@ -500,7 +517,9 @@ def main() -> int:
                 srv.start()
                 running.append(srv)
                 pids = {"milvus": [srv.milvus_pid or srv.pid], "s3": [s3.pid]}
-            runner = Runner(pids, args.max_other_load, args.retries, started + args.retry_budget)
+            runner = Runner(
+                pids, args.max_other_load, args.retries, started + args.retry_budget, args.retry_max_seconds
+            )
             measurements += suite(runner, server, srv.uri, s3, args)
             srv.stop()
             running.remove(srv)
