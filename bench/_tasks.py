@@ -95,8 +95,6 @@ def task_insert(spec: dict[str, Any], ready: Any) -> dict[str, Any]:
     ready()
     began = time.perf_counter()
     create_collection(client, spec["name"], dim, parts)
-    if spec.get("load_at_end"):
-        client.release_collection(spec["name"])
     insert_seconds = [0.0]
     generate_seconds = [0.0]
     lock = threading.Lock()
