@@ -12,7 +12,6 @@ One backup of collections goes:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -51,6 +50,7 @@ from airflow_milvus_backup.engine.names import (
 )
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
 from airflow_milvus_backup.engine.schema import capture_collection, exported_fields, primary_field
+from airflow_milvus_backup.engine.storage import file_sha256
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -212,7 +212,6 @@ class _PartitionExport:
     def run(self) -> dict[str, Any]:
         """Export the partition; return its manifest entry (name, rows, files)."""
         import numpy as np
-        import pyarrow as pa  # noqa: F401 - imported for its side effect of loading early
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -434,11 +433,7 @@ class BackupEngine:
                 self.storage, f"{name}/{mf.LOCKS}{uuid.uuid4().hex}.json", {"backup": name}, ttl=self.lock_ttl
             )
             lock.write(exclusive=True)
-            others = [
-                b
-                for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}")
-                if b.get("id") != lock.id and leases.is_alive(b)
-            ]
+            others = [b for b in self._live_locks(name) if b.get("id") != lock.id]
             if not others and (overwrite or not self.storage.exists(mf.manifest_key(name))):
                 lock.start_heartbeat()
                 if overwrite:
@@ -452,8 +447,12 @@ class BackupEngine:
             "to finish or choose another name."
         )
 
+    def _live_locks(self, name: str) -> list[dict[str, Any]]:
+        """Return the bodies of the locks of backup ``name`` whose writers are still alive."""
+        return [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+
     def _check_free(self, name: str, overwrite: bool) -> None:
-        live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+        live = self._live_locks(name)
         if live:
             b = live[0]
             raise BackupInProgressError(
@@ -671,17 +670,10 @@ class BackupEngine:
         self, backup: str, path: Path, info: dict[str, Any], progress: Progress, slots: threading.Semaphore
     ) -> dict[str, Any]:
         try:
-            h = hashlib.sha256()
-            size = 0
-            buf = bytearray(1024 * 1024)  # one buffer, reused: no 8 MB allocation per chunk to keep around
-            view = memoryview(buf)
-            with open(path, "rb") as fh:
-                while n := fh.readinto(buf):
-                    h.update(view[:n])
-                    size += n
+            digest, size = file_sha256(path)
             self.storage.put_file(f"{backup}/{info['key']}", path)
             progress.add(nbytes=size)
-            return {**info, "size": size, "sha256": h.hexdigest()}
+            return {**info, "size": size, "sha256": digest}
         finally:
             path.unlink(missing_ok=True)
             slots.release()
@@ -728,7 +720,7 @@ class BackupEngine:
                 server_version=m.get("server_version"),
             )
             return entry
-        live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+        live = self._live_locks(name)
         entry.update(
             state="in_progress" if live else "partial",
             id=live[0].get("id") if live else None,
@@ -768,7 +760,7 @@ class BackupEngine:
                 f"Backup {name!r} does not exist in {self.storage.description}; nothing to delete."
             )
         if not force:
-            live = [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
+            live = self._live_locks(name)
             if live:
                 raise BackupInProgressError(
                     f"Backup {name!r} is being written by another process (pid {live[0].get('pid')}); "

@@ -108,7 +108,7 @@ from airflow_milvus_backup.engine.names import (
 )
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
 from airflow_milvus_backup.engine.schema import build_schema, capture_field, exported_fields, primary_field
-from airflow_milvus_backup.engine.storage import validate_key
+from airflow_milvus_backup.engine.storage import file_sha256, validate_key
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -1932,7 +1932,7 @@ class RestoreEngine:
                 self.storage.download(key, tmp)
             except StorageNotFoundError:
                 raise _missing_object(plan.backup, key, self.storage.description) from None
-            digest, size = _file_sha256(tmp)
+            digest, size = file_sha256(tmp)
             _check_digest(plan.backup, key, digest, size, f, self.storage.description)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -2280,16 +2280,6 @@ def _recount(entry: dict[str, Any]) -> None:
     files = entry.get("files", {})
     entry["files_done"] = sum(1 for f in files.values() if f.get("state") == "done")
     entry["rows_restored"] = sum(int(f.get("inserted", 0)) for f in files.values())
-
-
-def _file_sha256(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any], where: str) -> None:

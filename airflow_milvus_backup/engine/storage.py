@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import socket
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -61,6 +60,19 @@ def validate_root(root: str) -> str:
     if root:
         validate_key(root)
     return root
+
+
+def file_sha256(path: Path) -> tuple[str, int]:
+    """Return the sha256 hex digest and size of a local file, read through one reused 1 MB buffer."""
+    h = hashlib.sha256()
+    size = 0
+    buf = bytearray(1024 * 1024)
+    view = memoryview(buf)
+    with open(path, "rb") as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size
 
 
 @dataclass(frozen=True)
@@ -556,18 +568,3 @@ class S3Storage(Storage):
                 f"Bucket {self.bucket!r} does not exist at {self.endpoint or 'S3'}: "
                 "create it or fix bucket_name."
             ) from None
-
-
-def local_host_id() -> tuple[str, int]:
-    """Return ``(hostname, pid)`` of this process, for lock ownership."""
-    return socket.gethostname(), os.getpid()
-
-
-def now_utc() -> datetime:
-    """Return the current time in UTC."""
-    return datetime.now(timezone.utc)
-
-
-def monotonic() -> float:
-    """Return a monotonic clock reading in seconds."""
-    return time.monotonic()

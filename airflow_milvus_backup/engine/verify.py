@@ -49,6 +49,7 @@ from airflow_milvus_backup.engine.errors import (
 from airflow_milvus_backup.engine.names import DEFAULT_DB, split_qualified
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import capture_field, exported_fields, primary_field
+from airflow_milvus_backup.engine.storage import file_sha256
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -194,17 +195,12 @@ def _check_object(
             storage.download(key, path)
         except StorageNotFoundError:
             return 0, 0, ["missing: the object does not exist"]
-        h = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as fh:
-            while chunk := fh.read(8 * 1024 * 1024):
-                h.update(chunk)
-                size += len(chunk)
+        digest, size = file_sha256(path)
         if size != f["size"]:
             problems.append(f"size {size} bytes, the manifest says {f['size']} (truncated or replaced)")
-        if h.hexdigest() != f["sha256"]:
+        if digest != f["sha256"]:
             problems.append(
-                f"sha256 {h.hexdigest()[:16]}... differs from the manifest's {f['sha256'][:16]}..."
+                f"sha256 {digest[:16]}... differs from the manifest's {f['sha256'][:16]}..."
             )
         try:
             pf = pq.ParquetFile(str(path))
