@@ -129,16 +129,28 @@ class _Reader:
 
     def get_bool(self, section: str, key: str, default: bool) -> bool:
         value = self._raw(section, key)
-        if value is None or value == "":
-            return default
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "on", "1"):
-            return True
-        if text in ("false", "no", "off", "0"):
-            return False
-        raise self.error(f"{section}.{key}", f"must be true or false, got {value!r}")
+        try:
+            parsed = parse_bool(value)
+        except ValueError:
+            raise self.error(f"{section}.{key}", f"must be true or false, got {value!r}") from None
+        return default if parsed is None else parsed
+
+
+def parse_bool(value: Any) -> bool | None:
+    """Return a setting's boolean (``true/false``, ``yes/no``, ``on/off``, ``1/0``); ``None`` when unset.
+
+    :raises ValueError: any other value; callers turn it into their own error naming the setting.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(value)
 
 
 def _endpoint(address: str, port: int | None, ssl: bool) -> str:

@@ -23,7 +23,7 @@ from airflow_milvus_backup.exceptions import (
     MilvusBackupInvalidArgument,
     engine_errors_as_airflow,
 )
-from airflow_milvus_backup.hooks.backup_config import BackupConfig, load_backup_config
+from airflow_milvus_backup.hooks.backup_config import BackupConfig, load_backup_config, parse_bool
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -40,8 +40,8 @@ DEFAULT_PORT = 19530
 #: The state of a restore status under ``<backup>/restores/`` while it reads the backup.
 RESTORE_EXECUTING = "executing"
 #: botocore settings of the S3 client wherever the AWS connection's extra ``config_kwargs`` sets none
-#: (botocore's own: 60 s to connect, 5 attempts). Against an endpoint that accepts and never answers, one S3
-#: call then fails after 4 attempts of 60 s (``max_attempts`` counts retries); set ``config_kwargs`` for less.
+#: (botocore's own: 60 s read timeout, 5 attempts). Against an endpoint that accepts and never answers, one S3
+#: call then fails after 3 attempts of 20 s; set ``config_kwargs`` for other values.
 S3_CLIENT_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10,
     "read_timeout": 20,
@@ -50,16 +50,10 @@ S3_CLIENT_DEFAULTS: dict[str, Any] = {
 
 
 def _as_bool(value: Any, what: str) -> bool | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise MilvusBackupConfigError(f"{what} must be true or false, got {value!r}.")
+    try:
+        return parse_bool(value)
+    except ValueError:
+        raise MilvusBackupConfigError(f"{what} must be true or false, got {value!r}.") from None
 
 
 def _looks_like_lite_path(text: str) -> bool:

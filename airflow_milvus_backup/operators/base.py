@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument
+from airflow_milvus_backup.hooks.backup_config import parse_bool
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 
 #: Templated fields of every operator here: each connection id and each location.
@@ -23,7 +24,52 @@ HOOK_TEMPLATE_FIELDS: tuple[str, ...] = (
 )
 
 
-class MilvusBackupBaseOperator(BaseOperator):
+class MilvusBackupHookMixin:
+    """The hook of an operator or sensor, built from its connection and location arguments.
+
+    Operators and sensors still declare those arguments in their own ``__init__`` (Airflow checks
+    ``partial()`` calls against the signatures); this mixin is the one place that turns them into a hook and
+    into the keyword arguments a trigger serialises.
+    """
+
+    milvus_conn_id: str | None
+    aws_conn_id: str | None
+    bucket_name: str | None
+    root_path: str | None
+    backup_config: str | None
+    local_path: str | None
+    region_name: str | None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    parallelism: int = 2
+    progress_interval: float = 5.0
+
+    def hook_kwargs(self) -> dict[str, Any]:
+        """Return the hook's location settings (also what triggers serialise)."""
+        return {
+            "milvus_conn_id": self.milvus_conn_id or None,
+            "aws_conn_id": self.aws_conn_id or None,
+            "bucket_name": self.bucket_name or None,
+            "root_path": self.root_path if self.root_path not in (None, "None") else None,
+            "backup_config": self.backup_config or None,
+            "local_path": self.local_path or None,
+            "region_name": self.region_name or None,
+        }
+
+    @cached_property
+    def hook(self) -> MilvusBackupHook:
+        """The hook (a cached property, so tests can swap it)."""
+        return MilvusBackupHook(
+            **self.hook_kwargs(),
+            sse=self.sse,
+            sse_kms_key_id=self.sse_kms_key_id,
+            parallelism=self.parallelism,
+            progress_interval=self.progress_interval,
+            logger=self.log,  # type: ignore[attr-defined]
+        )
+
+
+class MilvusBackupBaseOperator(MilvusBackupHookMixin, BaseOperator):
     """Base of the operators: holds the hook settings and builds :class:`MilvusBackupHook`.
 
     :param milvus_conn_id: the ``milvus`` connection (templated).
@@ -75,43 +121,15 @@ class MilvusBackupBaseOperator(BaseOperator):
         self.parallelism = parallelism
         self.progress_interval = progress_interval
 
-    def hook_kwargs(self) -> dict[str, Any]:
-        """Return the hook settings (also what triggers serialise)."""
-        return {
-            "milvus_conn_id": self.milvus_conn_id or None,
-            "aws_conn_id": self.aws_conn_id or None,
-            "bucket_name": self.bucket_name or None,
-            "root_path": self.root_path if self.root_path not in (None, "None") else None,
-            "backup_config": self.backup_config or None,
-            "local_path": self.local_path or None,
-            "region_name": self.region_name or None,
-        }
-
-    @cached_property
-    def hook(self) -> MilvusBackupHook:
-        """The hook (a cached property, so tests can swap it)."""
-        return MilvusBackupHook(
-            **self.hook_kwargs(),
-            sse=self.sse,
-            sse_kms_key_id=self.sse_kms_key_id,
-            parallelism=self.parallelism,
-            progress_interval=self.progress_interval,
-            logger=self.log,  # type: ignore[arg-type]
-        )
-
 
 def as_bool(value: Any, name: str) -> bool:
     """Return a templated boolean argument as a bool ("true"/"false" strings accepted)."""
-    if isinstance(value, bool):
-        return value
-    if value is None:
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):  # a template that rendered nothing
         return False
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0", "", "none"):
-        return False
-    raise MilvusBackupInvalidArgument(f"{name} must be true or false, got {value!r}.")
+    try:
+        return bool(parse_bool(value))
+    except ValueError:
+        raise MilvusBackupInvalidArgument(f"{name} must be true or false, got {value!r}.") from None
 
 
 def as_name_list(value: Any, name: str) -> list[str] | None:
@@ -151,7 +169,7 @@ def as_mapping(value: Any, name: str) -> dict[str, str] | None:
             value = json.loads(value)
         except ValueError:
             raise MilvusBackupInvalidArgument(
-                f"{name} must be a mapping such as {{\"c1\": \"c1_copy\"}}, got {value!r}."
+                f'{name} must be a mapping such as {{"c1": "c1_copy"}}, got {value!r}.'
             ) from None
     if not isinstance(value, dict):
         raise MilvusBackupInvalidArgument(f"{name} must be a mapping, got {value!r}.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -15,6 +14,7 @@ from airflow_milvus_backup.exceptions import (
     engine_errors_as_airflow,
 )
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+from airflow_milvus_backup.operators.base import HOOK_TEMPLATE_FIELDS, MilvusBackupHookMixin
 from airflow_milvus_backup.triggers.milvus_backup import MilvusBackupTrigger
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def find_complete_backup(
     return found
 
 
-class MilvusBackupSensor(BaseSensorOperator):
+class MilvusBackupSensor(MilvusBackupHookMixin, BaseSensorOperator):
     """Wait until a backup is complete; push its summary (name, id, collections, rows, bytes) to XCom.
 
     :param backup_name: the backup to wait for (templated); ``None`` to wait for the newest complete backup
@@ -109,17 +109,7 @@ class MilvusBackupSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer instead of a worker slot.
     """
 
-    template_fields: Sequence[str] = (
-        "backup_name",
-        "backup_prefix",
-        "newer_than",
-        "milvus_conn_id",
-        "aws_conn_id",
-        "bucket_name",
-        "root_path",
-        "backup_config",
-        "local_path",
-    )
+    template_fields: Sequence[str] = ("backup_name", "backup_prefix", "newer_than", *HOOK_TEMPLATE_FIELDS)
     ui_color = "#4fc3f7"
 
     def __init__(
@@ -150,20 +140,6 @@ class MilvusBackupSensor(BaseSensorOperator):
         self.local_path = local_path
         self.region_name = region_name
         self.deferrable = deferrable
-
-    @cached_property
-    def hook(self) -> MilvusBackupHook:
-        """The hook over the backup storage."""
-        return MilvusBackupHook(
-            milvus_conn_id=self.milvus_conn_id,
-            aws_conn_id=self.aws_conn_id,
-            bucket_name=self.bucket_name,
-            root_path=self.root_path,
-            backup_config=self.backup_config,
-            local_path=self.local_path,
-            region_name=self.region_name,
-            logger=self.log,  # type: ignore[arg-type]
-        )
 
     @property
     def _what(self) -> str:
@@ -198,13 +174,7 @@ class MilvusBackupSensor(BaseSensorOperator):
                 backup_name=self.backup_name or None,
                 backup_prefix=self.backup_prefix or "",
                 newer_than=self.newer_than or None,
-                milvus_conn_id=self.milvus_conn_id,
-                aws_conn_id=self.aws_conn_id,
-                bucket_name=self.bucket_name,
-                root_path=self.root_path,
-                backup_config=self.backup_config,
-                local_path=self.local_path,
-                region_name=self.region_name,
+                **self.hook_kwargs(),
                 poll_interval=float(self.poke_interval),
             ),
             method_name="execute_complete",
