@@ -199,9 +199,7 @@ def _check_object(
         if size != f["size"]:
             problems.append(f"size {size} bytes, the manifest says {f['size']} (truncated or replaced)")
         if digest != f["sha256"]:
-            problems.append(
-                f"sha256 {digest[:16]}... differs from the manifest's {f['sha256'][:16]}..."
-            )
+            problems.append(f"sha256 {digest[:16]}... differs from the manifest's {f['sha256'][:16]}...")
         try:
             pf = pq.ParquetFile(str(path))
             rows = pf.metadata.num_rows

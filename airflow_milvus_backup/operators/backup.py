@@ -30,7 +30,11 @@ def backup_asset(bucket_name: str, root_path: str = "backup", *, name: str | Non
     :param root_path: the prefix of backups.
     :param name: the Asset's name; default its URI.
     """
-    uri = f"{ASSET_SCHEME}://{bucket_name}/{root_path.strip('/')}" if root_path else f"{ASSET_SCHEME}://{bucket_name}"
+    uri = (
+        f"{ASSET_SCHEME}://{bucket_name}/{root_path.strip('/')}"
+        if root_path
+        else f"{ASSET_SCHEME}://{bucket_name}"
+    )
     return Asset(uri=uri, name=name or uri)
 
 

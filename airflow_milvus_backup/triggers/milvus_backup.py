@@ -163,7 +163,16 @@ class MilvusRestoreTrigger(_MilvusBackupBaseTrigger):
             while True:
                 status = await sync_to_async(hook.poll_restore)(self.backup_name, self.restore_id)
                 state = str(status.get("state", "")).lower()
+                totals = status.get("totals") or {}
                 if state == "success":
+                    self.log.info(
+                        "%s: success, %s of %s files done, %s of %s rows",
+                        what,
+                        totals.get("files_done"),
+                        totals.get("files"),
+                        totals.get("rows_restored"),
+                        totals.get("rows_expected"),
+                    )
                     yield TriggerEvent(
                         {
                             "status": "success",
@@ -184,7 +193,6 @@ class MilvusRestoreTrigger(_MilvusBackupBaseTrigger):
                         }
                     )
                     return
-                totals = status.get("totals") or {}
                 self.log.info(
                     "%s: executing, %s of %s files done, %s of %s rows; next poll in %s s",
                     what,
