@@ -80,7 +80,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema, table_to_rows
+from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
 from airflow_milvus_backup.engine.client import MilvusParams, connect, is_connection_failure, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     CollectionNotFoundError,
@@ -96,6 +96,7 @@ from airflow_milvus_backup.engine.errors import (
     TargetExistsError,
     UnsupportedError,
 )
+from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     map_target,
@@ -111,6 +112,7 @@ from airflow_milvus_backup.engine.schema import build_schema, capture_field, exp
 from airflow_milvus_backup.engine.storage import file_sha256, validate_key
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pymilvus import MilvusClient
 
     from airflow_milvus_backup.engine.storage import Storage
@@ -1975,16 +1977,16 @@ class RestoreEngine:
             # with new keys, a partly inserted file forces a restart of the collection: record it at once
             status.save(force=not t.keep_keys)
             n = 0
+            inserter = BatchInserter(c, t.name, fields_, skip)
             for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
                 if stop.is_set():
                     raise _Stop()
                 table = pa.Table.from_batches([batch])
-                rows = table_to_rows(table, fields_, skip=skip)
                 pks = table.column(t.pk).to_pylist() if t.keep_keys else []
                 try:
                     if redo and pks:
                         self._delete(c, t.name, pks, partition)
-                    self._insert(c, t, rows, pks, partition)
+                    self._insert(c, inserter, t, table, pks, partition)
                 except Exception as e:
                     if not _milvus_exception(e) or is_connection_failure(e):
                         raise
@@ -1994,11 +1996,11 @@ class RestoreEngine:
                         "Nothing else of this file is inserted; fix the cause and run the restore again "
                         "with the same arguments to resume it."
                     ) from e
-                n += len(rows)
+                n += table.num_rows
                 with status.lock:
                     fstate["inserted"] = n
                     _recount(t.entry)
-                progress.add(rows=len(rows))
+                progress.add(rows=table.num_rows)
             if n != f["rows"]:
                 raise IntegrityError(
                     f"Data object {key!r} of backup {plan.backup!r} held {n} rows, its manifest says "
@@ -2018,9 +2020,14 @@ class RestoreEngine:
             c.delete(collection, ids=pks[i : i + _DELETE_CHUNK], **kwargs)
 
     def _insert(
-        self, c: MilvusClient, t: _Target, rows: list[dict[str, Any]], pks: list[Any], partition: str | None
+        self,
+        c: MilvusClient,
+        inserter: BatchInserter,
+        t: _Target,
+        table: pa.Table,
+        pks: list[Any],
+        partition: str | None,
     ) -> None:
-        kwargs = {"partition_name": partition} if partition else {}
         for attempt in Retrying(
             retry=retry_if_exception(_transient),
             stop=stop_after_attempt(6),
@@ -2037,7 +2044,7 @@ class RestoreEngine:
                 if attempt.retry_state.attempt_number > 1 and pks:
                     # The failed call may have landed: remove its rows so the retry cannot duplicate them.
                     self._delete(c, t.name, pks, partition)
-                c.insert(t.name, rows, **kwargs)
+                inserter.insert(table, partition)
 
     # ----------------------------------------------------------------------------------------- bulk import
     @contextmanager
