@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
+    from pymilvus import MilvusClient
+
 log = logging.getLogger(__name__)
 
 _S = TypeVar("_S", bound="_ProcessServer")
@@ -563,6 +565,25 @@ def milvus_answers(uri: str, timeout: float = 5.0) -> bool:
     finally:
         client.close()
     return True
+
+
+def open_client(uri: str, *, attempts: int = 4, **kwargs: Any) -> MilvusClient:
+    """Open a ``MilvusClient`` on a channel of its own, connecting again if the server sends GOAWAY.
+
+    A test's client idles between calls; gRPC shares TCP connections between channels to the same address,
+    and Milvus Lite's server answers pymilvus' idle keepalive pings with GOAWAY ("too many pings"), so a
+    client opened at that moment fails once (what ``engine.client.connect`` retries too).
+    """
+    from pymilvus import MilvusClient
+
+    for attempt in range(attempts):
+        try:
+            return MilvusClient(uri=uri, dedicated=True, **kwargs)
+        except Exception as e:
+            if attempt == attempts - 1 or "ping" not in repr(e.__cause__ or e).lower():
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 class MilvusLiteServer(_ProcessServer):

@@ -29,6 +29,7 @@ from airflow_env import (
     task_states,
     xcoms,
 )
+from servers import open_client
 
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 from airflow_milvus_backup.operators import (
@@ -359,14 +360,12 @@ def test_deferrable_bulk_import_restore_polls_in_its_trigger(
     """Milvus 2.3.5 bulk import: submit, defer to MilvusRestoreTrigger, finish in execute_complete."""
     import uuid
 
-    from pymilvus import MilvusClient
-
     monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", milvus_conn_json(milvus235.uri))
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_conn_json(milvus235.s3))
     suffix = uuid.uuid4().hex[:8]
     source, backup = f"hello_af_{suffix}", f"bulk_af_{suffix}"
     bucket = milvus235.bucket  # bulk import reads the backup from Milvus' own bucket
-    client = MilvusClient(milvus235.uri)
+    client = open_client(milvus235.uri)
     try:
         hello_milvus(client, name=source, rows=2000)
         MilvusBackupHook(bucket_name=bucket).create_backup(backup, [source])

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from datagen import canon_rows, full_lite_collection, read_backup_rows, source_rows
 from pymilvus import DataType, MilvusClient
+from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -220,7 +221,7 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
 
 
 def test_lite_server_to_s3_with_progress(milvus_lite_server, s3_server, bucket):
-    client = MilvusClient(uri=milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     for c in client.list_collections():
         client.drop_collection(c)
     simple_collection(client, "hello", rows=3000, dim=32, partitions=("p1",))
@@ -246,7 +247,7 @@ def test_lite_server_to_s3_with_progress(milvus_lite_server, s3_server, bucket):
 
 @pytest.mark.milvus235
 def test_milvus_235_on_s3_float_and_binary_vectors(milvus235, s3_server, bucket):
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     for c in ("fv", "bv"):
         if client.has_collection(c):
             client.drop_collection(c)

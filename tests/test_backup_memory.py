@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
+from servers import open_client
 
 ROWS = 200_000
 DIM = 768
@@ -42,7 +43,7 @@ CHILD = textwrap.dedent(
 @pytest.mark.milvus235
 @pytest.mark.slow
 def test_backup_memory_stays_flat(milvus235, tmp_path):
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     if client.has_collection("big"):
         client.drop_collection("big")
     s = MilvusClient.create_schema(auto_id=False)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import servers
 from pymilvus import DataType, MilvusClient
-from servers import Milvus235Server, MilvusLiteServer, S3Server, free_port
+from servers import Milvus235Server, MilvusLiteServer, S3Server, free_port, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -115,7 +115,7 @@ class Env:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def client(self) -> MilvusClient:
-        return MilvusClient(self.lite.uri)
+        return open_client(self.lite.uri)
 
     @property
     def backups(self) -> BackupEngine:

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import servers
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server
+from servers import MilvusLiteServer, S3Server, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -257,7 +257,7 @@ def wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 120) -> N
 def test_backup_killed_leaves_a_partial_backup_that_list_reports_and_delete_or_overwrite_clears(
     mode: str, s3: S3Server, milvus_lite_server: MilvusLiteServer, tmp_path: Path
 ) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"killed_{mode}_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=2000)
     bucket = new_bucket(s3)
@@ -357,7 +357,7 @@ def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_s3_stopped_during_backup_fails_once_clearly_and_a_rerun_succeeds(
     s3: S3Server, milvus_lite_server: MilvusLiteServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"s3down_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=1500)
     bucket = new_bucket(s3)
@@ -396,7 +396,7 @@ def test_s3_stopped_during_backup_fails_once_clearly_and_a_rerun_succeeds(
 def test_s3_stopped_during_restore_fails_once_clearly_and_a_rerun_resumes(
     s3: S3Server, milvus_lite_server: MilvusLiteServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"s3down_r_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=1500)
     bucket = new_bucket(s3)
@@ -460,7 +460,7 @@ def test_milvus_stopped_during_backup_fails_naming_milvus_and_a_rerun_succeeds(
     s3: S3Server, own_lite: MilvusLiteServer
 ) -> None:
     start(own_lite)
-    client = MilvusClient(own_lite.uri)
+    client = open_client(own_lite.uri)
     coll = f"mdown_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=3000)
     client.close()
@@ -488,7 +488,7 @@ def test_milvus_stopped_during_backup_fails_naming_milvus_and_a_rerun_succeeds(
     # After its restart Milvus Lite has released the collection; the backup loads it and releases it again.
     engine.create(params, "during_milvus_outage", [coll])
     assert_clean_complete(storage, "during_milvus_outage", 3000)
-    client = MilvusClient(own_lite.uri)
+    client = open_client(own_lite.uri)
     assert str(client.get_load_state(coll)["state"].name) == "NotLoad"
     client.drop_collection(coll)
     client.close()
@@ -498,7 +498,7 @@ def test_milvus_stopped_during_restore_fails_naming_milvus_and_a_rerun_resumes(
     s3: S3Server, own_lite: MilvusLiteServer
 ) -> None:
     start(own_lite)
-    client = MilvusClient(own_lite.uri)
+    client = open_client(own_lite.uri)
     coll = f"mdown_r_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=2000)
     client.close()
@@ -528,7 +528,7 @@ def test_milvus_stopped_during_restore_fails_naming_milvus_and_a_rerun_resumes(
     report = engine.restore(params, "src", [coll], collection_suffix="_r")
     assert report["restore_id"] == rec["restore_id"]
     assert report["state"] == "success"
-    client = MilvusClient(own_lite.uri)
+    client = open_client(own_lite.uri)
     assert count(client, f"{coll}_r") == 2000
     ids = sorted(
         r["id"] for r in client.query(f"{coll}_r", filter="id >= 0", output_fields=["id"], limit=16384)
@@ -566,7 +566,7 @@ def _damage(storage: S3Storage, name: str, how: str) -> str:
 
 @pytest.fixture(scope="module")
 def damage_source(milvus_lite_server: MilvusLiteServer):
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"damage_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=900)
     yield coll
@@ -614,7 +614,7 @@ def test_damaged_backup_is_refused_by_verify_and_restore_naming_the_object(
     if how in ("truncated_data", "deleted_data"):
         says = ("of backup 'damaged'", "the backup is damaged", "Nothing was restored", "verify_backup")
         assert all(s in str(e.value) for s in says), str(e.value)
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     try:
         if how != "flipped_byte":  # manifest, listing or sizes wrong: refused before anything was touched
             assert not client.has_collection(target)
@@ -633,7 +633,7 @@ def test_damaged_backup_is_refused_by_verify_and_restore_naming_the_object(
 def test_two_backups_of_one_name_at_once_exactly_one_wins(
     s3: S3Server, milvus_lite_server: MilvusLiteServer, tmp_path: Path
 ) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"race_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=2000)
     bucket = new_bucket(s3)
@@ -674,7 +674,7 @@ def test_two_backups_of_one_name_at_once_exactly_one_wins(
 def test_restore_onto_an_existing_collection_is_refused_and_leaves_it_untouched(
     s3: S3Server, milvus_lite_server: MilvusLiteServer
 ) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"existing_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=600)
     bucket = new_bucket(s3)
@@ -733,7 +733,7 @@ def test_retention_keeps_the_newest_backup_and_any_backup_a_running_restore_read
 
     from airflow_milvus_backup.operators import MilvusBackupRetentionOperator
 
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"retained_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=300)
     bucket = new_bucket(s3)

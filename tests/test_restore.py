@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from datagen import canon_rows, full_lite_collection, source_rows
 from pymilvus import DataType, MilvusClient
+from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -481,7 +482,7 @@ _KILLED_RESTORE = textwrap.dedent(
 
 def test_killed_restore_run_again_ends_with_exactly_the_backup(milvus_lite_server, tmp_path):
     # the server is shared with other modules: name this test's collection, never "every collection"
-    client = MilvusClient(uri=milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"big_{uuid.uuid4().hex[:8]}"
     target = f"{coll}_r"
     simple(client, coll, rows=2000, partitions=("p1",))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from datagen import canon_rows, source_rows
 from pymilvus import DataType, MilvusClient
+from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -47,7 +48,7 @@ def indexes(client: MilvusClient, name: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def src(milvus235) -> Any:
     """Three collections on Milvus 2.3.5 and their backups in Milvus' own bucket."""
-    client = MilvusClient(milvus235.uri)
+    client = open_client(milvus235.uri)
     for name in client.list_collections():
         if name.startswith(("scal", "bins", "autos")):
             client.drop_collection(name)

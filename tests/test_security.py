@@ -26,7 +26,7 @@ import pytest
 import servers
 from botocore.config import Config
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, free_port
+from servers import MilvusLiteServer, S3Server, free_port, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -132,7 +132,7 @@ def test_no_secret_in_logs_exceptions_manifests_status_or_results(
     caplog.set_level(logging.INFO)
     for name in ("airflow_milvus_backup", "pymilvus"):
         caplog.set_level(logging.DEBUG, logger=name)
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"secret_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll)
     bucket = new_bucket(s3)
@@ -206,7 +206,7 @@ def test_operator_xcom_and_task_log_hold_no_secret(
     from airflow_milvus_backup.operators import MilvusBackupOperator, MilvusRestoreOperator
 
     caplog.set_level(logging.DEBUG, logger="airflow_milvus_backup")
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"xcom_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=100)
     bucket = new_bucket(s3)
@@ -284,7 +284,7 @@ def _tree(path: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def hostile_env(tmp_path_factory: pytest.TempPathFactory, milvus_lite_server: MilvusLiteServer, s3: S3Server):
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"hostile_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=50)
     base = tmp_path_factory.mktemp("hostile")
@@ -566,7 +566,7 @@ def test_tls_settings_reach_the_milvus_client(
 
 # ------------------------------------------------------------------------------------------------------ SSE
 def test_sse_settings_reach_every_upload(s3: S3Server, milvus_lite_server: MilvusLiteServer) -> None:
-    client = MilvusClient(milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     coll = f"sse_{uuid.uuid4().hex[:6]}"
     make_collection(client, coll, rows=600)
     bucket = new_bucket(s3)

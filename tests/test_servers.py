@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, port_is_open
+from servers import MilvusLiteServer, S3Server, open_client, port_is_open
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -147,7 +147,7 @@ def test_milvus_lite_embedded(lite_client: MilvusClient, lite_uri: str) -> None:
 
 def test_milvus_lite_server(milvus_lite_server: MilvusLiteServer) -> None:
     assert milvus_lite_server.uri == f"http://127.0.0.1:{milvus_lite_server.port}"
-    client = MilvusClient(uri=milvus_lite_server.uri)
+    client = open_client(milvus_lite_server.uri)
     try:
         name = _collection_name()
         _insert_and_check(client, name)
@@ -160,7 +160,7 @@ def test_milvus_lite_server(milvus_lite_server: MilvusLiteServer) -> None:
 def test_milvus_lite_server_restart_same_port_keeps_data(tmp_path: Path) -> None:
     with MilvusLiteServer(tmp_path / "lite") as server:
         port = server.port
-        client = MilvusClient(uri=server.uri)
+        client = open_client(server.uri)
         try:
             _insert_and_check(client, "persisted")
         finally:
@@ -168,7 +168,7 @@ def test_milvus_lite_server_restart_same_port_keeps_data(tmp_path: Path) -> None
 
         server.restart()
         assert server.port == port
-        client = MilvusClient(uri=server.uri)
+        client = open_client(server.uri)
         try:
             assert client.list_collections() == ["persisted"]
             client.load_collection("persisted")  # the Lite server does not keep the load state
@@ -184,7 +184,7 @@ def test_milvus_lite_server_restart_same_port_keeps_data(tmp_path: Path) -> None
 @pytest.mark.milvus235
 def test_milvus235_insert_query(milvus235: Milvus235Server) -> None:
     assert milvus235.version == "2.3.5"
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     try:
         assert client.get_server_version().startswith("v2.3.5")
         name = _collection_name()
@@ -195,7 +195,7 @@ def test_milvus235_insert_query(milvus235: Milvus235Server) -> None:
 
 @pytest.mark.milvus235
 def test_milvus235_flush_writes_binlogs_to_s3(milvus235: Milvus235Server) -> None:
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     try:
         name = _collection_name()
         _insert_and_check(client, name)
@@ -237,7 +237,7 @@ def test_milvus235_bulk_import_parquet(milvus235: Milvus235Server) -> None:
     milvus235.s3.client().put_object(Bucket=milvus235.bucket, Key=key, Body=buf.getvalue())
 
     name = _collection_name()
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     alias = f"bulk-{uuid.uuid4().hex[:8]}"
     connections.connect(alias, uri=milvus235.uri)
     try:
@@ -264,7 +264,7 @@ def test_milvus235_bulk_import_parquet(milvus235: Milvus235Server) -> None:
 @pytest.mark.milvus235
 @pytest.mark.slow
 def test_milvus235_kill_and_restart_keeps_data_and_uri(milvus235: Milvus235Server) -> None:
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     try:
         name = _collection_name()
         _insert_and_check(client, name)
@@ -281,7 +281,7 @@ def test_milvus235_kill_and_restart_keeps_data_and_uri(milvus235: Milvus235Serve
     assert milvus235.uri == uri
     assert milvus235.milvus_pid != milvus_pid
 
-    client = MilvusClient(uri=milvus235.uri)
+    client = open_client(milvus235.uri)
     try:
         assert name in client.list_collections()
         client.load_collection(name, timeout=120)

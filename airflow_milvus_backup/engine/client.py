@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -194,6 +195,27 @@ def _shares_connections() -> bool:
     return hasattr(ConnectionManager, "get_or_create")
 
 
+_GOAWAY_ATTEMPTS = 3
+
+
+def _goaway(exc: BaseException) -> bool:
+    """Return whether ``exc`` (or its cause) is a server closing the connection (HTTP/2 GOAWAY).
+
+    gRPC shares TCP connections between channels to the same address: a new client can be handed one that
+    the server is closing at that moment, e.g. after ``too_many_pings`` on a long-idle channel (Milvus Lite's
+    server keeps gRPC's strict default ping policy). Connecting again opens a fresh connection.
+    """
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        text = str(seen).lower()
+        if "too many pings" in text or "goaway" in text or "too_many_pings" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def connect(params: MilvusParams) -> MilvusClient:
     """Open a ``MilvusClient``, or raise :class:`MilvusConnectionError` naming the address (no secret).
 
@@ -208,7 +230,19 @@ def connect(params: MilvusParams) -> MilvusClient:
         kwargs["dedicated"] = True
     with milvus_errors(params, "Connect"):
         try:
-            client = MilvusClient(**kwargs)
+            for attempt in range(_GOAWAY_ATTEMPTS):
+                try:
+                    client = MilvusClient(**kwargs)
+                    break
+                except Exception as e:
+                    if not _goaway(e) or attempt == _GOAWAY_ATTEMPTS - 1:
+                        raise
+                    log.info(
+                        "Milvus at %s closed the new connection (%s); connecting again",
+                        params.address,
+                        params.scrub(str(e)),
+                    )
+                    time.sleep(0.5 * (attempt + 1))
         except Exception as e:
             from pymilvus.exceptions import MilvusException
 
