@@ -107,6 +107,8 @@ def test_batch_inserter_round_trips_every_field(lite_client: MilvusClient, fast:
     if not fast:
         inserter._fast = None  # what a pymilvus without the internals gets
     assert inserter.insert(table.slice(0, 120), None) == 120
+    # nullable VARCHAR and ARRAY go through pymilvus' row packing, the rest column-wise
+    assert inserter.columnar == (["id", "v", "doc"] if fast else [])
     assert inserter.insert(table.slice(120), None) == 180
     got = lite_client.query("c", filter="id >= 0", output_fields=["*"], limit=1000)
     got.sort(key=lambda r: r["id"])
@@ -120,7 +122,7 @@ def test_batch_inserter_round_trips_every_field(lite_client: MilvusClient, fast:
         assert g.get("extra") == w.get("extra")
 
 
-def test_batch_inserter_uses_the_client_for_a_collection_without_float_vectors(
+def test_sparse_vectors_are_packed_by_pymilvus_beside_columnar_keys(
     lite_client: MilvusClient,
 ) -> None:
     schema = MilvusClient.create_schema()
@@ -132,8 +134,68 @@ def test_batch_inserter_uses_the_client_for_a_collection_without_float_vectors(
         {"name": "s", "type": "SPARSE_FLOAT_VECTOR"},
     ]
     inserter = BatchInserter(lite_client, "sparse", fields, skip=set())
-    assert not inserter.fast
     sparse = pa.array([[(1, 0.5), (7, 1.25)], [(3, 2.0)]], type=pa.map_(pa.uint32(), pa.float32()))
     assert inserter.insert(pa.table({"id": pa.array([1, 2], type=pa.int64()), "s": sparse}), None) == 2
+    assert inserter.columnar == ["id"]
     got = sorted(lite_client.query("sparse", filter="id > 0", output_fields=["s"]), key=lambda r: r["id"])
     assert [dict(r["s"]) for r in got] == [{1: 0.5, 7: 1.25}, {3: 2.0}]
+
+
+def test_batch_inserter_builds_a_request_of_columns_only(lite_client: MilvusClient) -> None:
+    """No nullable or composite field: no row is built at all; the rows read back are equal."""
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    schema.add_field("title", DataType.VARCHAR, max_length=64)
+    schema.add_field("score", DataType.DOUBLE)
+    schema.add_field("ok", DataType.BOOL)
+    schema.add_field("doc", DataType.JSON)
+    lite_client.create_collection("cols", schema=schema)
+    n = 50
+    table = pa.table(
+        {
+            "id": pa.array(range(n), type=pa.int64()),
+            "v": _column(_vectors(n)),
+            "title": pa.array([f"t{i} é" for i in range(n)], type=pa.string()),
+            "score": pa.array([i / 3 for i in range(n)], type=pa.float64()),
+            "ok": pa.array([i % 2 == 0 for i in range(n)], type=pa.bool_()),
+            "doc": pa.array([json.dumps([i, {"k": None}]) for i in range(n)], type=pa.string()),
+        }
+    )
+    fields = [
+        {"name": "id", "type": "INT64", "is_primary": True},
+        {"name": "v", "type": "FLOAT_VECTOR"},
+        {"name": "title", "type": "VARCHAR"},
+        {"name": "score", "type": "DOUBLE"},
+        {"name": "ok", "type": "BOOL"},
+        {"name": "doc", "type": "JSON"},
+    ]
+    inserter = BatchInserter(lite_client, "cols", fields, skip=set())
+    assert inserter.insert(table, None) == n
+    assert inserter.columnar == ["id", "v", "title", "score", "ok", "doc"]
+    got = sorted(lite_client.query("cols", filter="id >= 0", output_fields=["*"]), key=lambda r: r["id"])
+    want = table_to_rows(table, fields)
+    assert [{k: r[k] for k in ("id", "title", "score", "ok", "doc")} for r in got] == [
+        {k: r[k] for k in ("id", "title", "score", "ok", "doc")} for r in want
+    ]
+    assert [r["v"] for r in got] == [pytest.approx(list(r["v"]), abs=0) for r in want]
+
+
+def test_dynamic_values_for_a_collection_without_a_dynamic_field_are_refused(
+    lite_client: MilvusClient,
+) -> None:
+    schema = MilvusClient.create_schema(enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    lite_client.create_collection("static", schema=schema)
+    fields = [{"name": "id", "type": "INT64", "is_primary": True}, {"name": "v", "type": "FLOAT_VECTOR"}]
+    table = pa.table(
+        {
+            "id": pa.array([1], type=pa.int64()),
+            "v": _column(_vectors(1)),
+            "$meta": pa.array(['{"color":"red"}'], type=pa.string()),
+        }
+    )
+    with pytest.raises(Exception, match="color"):
+        BatchInserter(lite_client, "static", fields, skip=set()).insert(table, None)
+    assert lite_client.query("static", filter="id >= 0") == []
