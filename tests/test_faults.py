@@ -185,15 +185,24 @@ _CHILD = textwrap.dedent(
 
     class Faulty(S3Storage):
         data_puts = 0
+        data_done = 0
 
         def put_file(self, key, path):
-            if cfg["mode"] == "kill_in_data" and "/data/" in f"/{key}":
+            data = cfg["mode"] == "kill_in_data" and "/data/" in f"/{key}"
+            if data:
                 Faulty.data_puts += 1
                 if Faulty.data_puts == 2:
-                    # This upload stalls (a slow network); the parent SIGKILLs the process meanwhile.
+                    # Uploads run side by side: let the first one land, then this one stalls (a slow
+                    # network) and the parent SIGKILLs the process meanwhile.
+                    deadline = time.monotonic() + 60
+                    while Faulty.data_done < 1 and time.monotonic() < deadline:
+                        time.sleep(0.01)
                     Path(cfg["marker"]).write_text(key)
                     time.sleep(600)
-            return super().put_file(key, path)
+            result = super().put_file(key, path)
+            if data:
+                Faulty.data_done += 1
+            return result
 
         def put_bytes(self, key, data):
             if cfg["mode"] == "kill_at_manifest" and key.endswith("meta/backup_meta.json"):
