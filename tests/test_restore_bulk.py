@@ -145,6 +145,7 @@ def src(milvus235) -> Any:
 
 def test_bulk_import_submit_then_poll_round_trip(src):
     engine = RestoreEngine(src.storage)
+    # "auto" chooses bulk import: the target Milvus reads the backup's bucket
     status = engine.submit(src.params, "b235", collection_suffix="_bulk", bulk_import_bucket=src.bucket)
     assert status["state"] == "executing"
     assert status["method"] == "bulk_import"

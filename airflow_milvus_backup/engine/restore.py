@@ -708,9 +708,8 @@ class RestoreEngine:
         Takes the arguments of :meth:`restore`. Validates, creates the targets, checks the objects' sha256,
         submits one import job per data file and returns the status (``state`` ``executing``, ``restore_id``);
         :meth:`poll` advances it. When the restore goes by insert (``method="insert"``, or ``"auto"`` where
-        bulk
-        import cannot work) or is ``meta_only``, there is nothing to wait for: the work is done here and the
-        returned status is final (``success``).
+        bulk import cannot work) or is ``meta_only``, there is nothing to wait for: the work is
+        done here and the returned status is final (``success``).
         """
         opts = RestoreOptions.build(options)
         return self._run(milvus, backup_name, collection_names, opts, restore_id, wait=False)

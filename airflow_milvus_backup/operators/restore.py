@@ -47,8 +47,8 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
     :param meta_only: create collections, partitions and indexes, no data.
     :param restore_index: create the backed-up indexes.
     :param use_auto_index: create AUTOINDEX instead of the backed-up index types.
-    :param method: ``"auto"``, ``"insert"`` (through the client) or ``"bulk_import"`` (Milvus import jobs)
-        (templated).
+    :param method: ``"auto"`` (bulk import where it can work, else insert), ``"insert"`` (through the
+        client) or ``"bulk_import"`` (Milvus import jobs) (templated).
     :param accept_new_primary_keys: allow an auto-id collection's primary keys to change (insert restore).
     :param bulk_import_bucket: Milvus' own bucket, where bulk import reads its files (templated; default
         ``backup_config``'s ``minio.bucketName``).
