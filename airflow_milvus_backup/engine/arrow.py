@@ -188,7 +188,7 @@ def _sparse_items(v: Any) -> Iterable[tuple[Any, Any]]:
     if hasattr(v, "tocoo"):
         coo = v.tocoo()
         return zip(coo.col.tolist(), coo.data.tolist(), strict=False)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 _VECTOR_TYPES = {"FLOAT_VECTOR", "INT8_VECTOR", "SPARSE_FLOAT_VECTOR", *_BYTE_VECTORS}

@@ -564,7 +564,7 @@ class BackupEngine:
             meta["snapshot_ts"] = min(snaps) if snaps else None
         files = [f for m in metas for p in m["data"] for f in p["files"]]
         total_bytes = sum(f["size"] for f in files)
-        manifest = {
+        manifest: dict[str, Any] = {
             "format": mf.FORMAT_NAME,
             "format_version": mf.FORMAT_VERSION,
             "name": name,

@@ -10,6 +10,8 @@ its manifest, written last (see FORMAT.md).
 
 from __future__ import annotations
 
+import builtins
+import functools
 import hashlib
 import logging
 import os
@@ -126,11 +128,11 @@ class Storage(ABC):
         """Yield every object whose key starts with ``prefix`` (a folder prefix ends with ``/``)."""
 
     @abstractmethod
-    def list_dirs(self, prefix: str = "") -> list[str]:
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:
         """Return the names directly below ``prefix`` that have objects under them."""
 
     @abstractmethod
-    def delete(self, keys: list[str]) -> None:
+    def delete(self, keys: builtins.list[str]) -> None:
         """Delete objects; keys that do not exist are ignored."""
 
     @abstractmethod
@@ -239,13 +241,13 @@ class LocalStorage(Storage):
                     st = full.stat()
                     yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
-    def list_dirs(self, prefix: str = "") -> list[str]:  # noqa: D102
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:  # noqa: D102
         d = self.dir / prefix.strip("/") if prefix.strip("/") else self.dir
         if not d.is_dir():
             return []
         return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def delete(self, keys: list[str]) -> None:  # noqa: D102
+    def delete(self, keys: builtins.list[str]) -> None:  # noqa: D102
         parents: set[Path] = set()
         for key in keys:
             p = self._path(key)
@@ -437,7 +439,7 @@ class S3Storage(Storage):
         self._call(
             f"Upload {key!r}",
             lambda: self.client.put_object(Bucket=self.bucket, Key=k, Body=data, **self.extra_args()),
-        )  # type: ignore[arg-type]
+        )
 
     def put_file(self, key: str, path: Path) -> None:  # noqa: D102
         k = self._key(key)
@@ -461,7 +463,7 @@ class S3Storage(Storage):
                     Key=k,
                     Body=data,
                     IfNoneMatch="*",
-                    **self.extra_args(),  # type: ignore[arg-type]
+                    **self.extra_args(),
                 )
             except ClientError as e:
                 code = str(e.response.get("Error", {}).get("Code", ""))
@@ -485,7 +487,7 @@ class S3Storage(Storage):
     def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
         k = self._key(key)
         body = self._call(f"Read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=k)["Body"])
-        return body  # type: ignore[no-any-return]
+        return body
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         k = self._key(key)
@@ -505,14 +507,15 @@ class S3Storage(Storage):
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(f"List {prefix or '/'!r}", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            list_page = functools.partial(self.client.list_objects_v2, **kwargs)
+            page = self._call(f"List {prefix or '/'!r}", list_page)
             for obj in page.get("Contents", []):
                 yield ObjectInfo(self._rel(obj["Key"]), int(obj["Size"]), obj["LastModified"])
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
 
-    def list_dirs(self, prefix: str = "") -> list[str]:  # noqa: D102
+    def list_dirs(self, prefix: str = "") -> builtins.list[str]:  # noqa: D102
         p = prefix.strip("/")
         full = "/".join(x for x in (self.root, p) if x)
         full = f"{full}/" if full else ""
@@ -522,22 +525,23 @@ class S3Storage(Storage):
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full, "Delimiter": "/"}
             if token:
                 kwargs["ContinuationToken"] = token
-            page = self._call(f"List {prefix or '/'!r}", lambda kw=kwargs: self.client.list_objects_v2(**kw))
+            list_page = functools.partial(self.client.list_objects_v2, **kwargs)
+            page = self._call(f"List {prefix or '/'!r}", list_page)
             for cp in page.get("CommonPrefixes", []):
                 names.append(cp["Prefix"][len(full) :].rstrip("/"))
             if not page.get("IsTruncated"):
                 return sorted(names)
             token = page.get("NextContinuationToken")
 
-    def delete(self, keys: list[str]) -> None:  # noqa: D102
+    def delete(self, keys: builtins.list[str]) -> None:  # noqa: D102
         for i in range(0, len(keys), 1000):
             batch = [{"Key": self._key(k)} for k in keys[i : i + 1000]]
             if not batch:
                 continue
             resp = self._call(
                 "Delete objects",
-                lambda b=batch: self.client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": b, "Quiet": True}
+                functools.partial(
+                    self.client.delete_objects, Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 ),
             )
             errors = resp.get("Errors") or []

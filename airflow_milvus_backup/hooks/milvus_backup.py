@@ -341,7 +341,7 @@ class MilvusBackupHook(BaseHook):
             password=cfg.secret_key,
             extra=json.dumps({"endpoint_url": cfg.endpoint_url} if cfg.endpoint_url else {}),
         )
-        hook.conn_config = AwsConnectionWrapper(  # type: ignore[misc]
+        hook.conn_config = AwsConnectionWrapper(
             conn=conn, region_name=region, botocore_config=s3_client_config(None)
         )
         return hook
