@@ -229,3 +229,108 @@ def test_235_backup_into_lite_needs_an_index_fallback(src, lite_uri):
     assert rows_of(client, "scal", meta) == rows_of(src.client, "scal", meta)
     assert client.describe_index("scal", "vec")["index_type"] == "HNSW"
     client.close()
+
+
+_CRASHING_SUBMIT = """
+import json, os, signal, sys
+
+import boto3
+from pymilvus import utility
+
+from airflow_milvus_backup.engine import MilvusParams, S3Storage
+from airflow_milvus_backup.engine.restore import RestoreEngine
+
+cfg = json.loads(sys.argv[1])
+submit = utility.do_bulk_insert
+submitted = []
+
+
+def submit_then_crash(*args, **kwargs):
+    task_id = submit(*args, **kwargs)
+    submitted.append(task_id)
+    if len(submitted) == 2:
+        # Milvus runs this job, but the process dies before the status records its id.
+        os.kill(os.getpid(), signal.SIGKILL)
+    return task_id
+
+
+utility.do_bulk_insert = submit_then_crash
+s3 = boto3.client(
+    "s3", endpoint_url=cfg["endpoint"], aws_access_key_id=cfg["key"], aws_secret_access_key=cfg["secret"],
+    region_name="us-east-1",
+)
+RestoreEngine(S3Storage(s3, cfg["bucket"], "backup")).submit(
+    MilvusParams(uri=cfg["milvus"]), "b235", collection_suffix="_crash", bulk_import_bucket=cfg["bucket"]
+)
+"""
+
+
+def test_bulk_import_resumed_after_the_submitting_process_died(src, milvus235, tmp_path):
+    """A job submitted just before a crash is adopted on resume, not submitted twice: rows are not doubled."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    engine = RestoreEngine(src.storage)
+    before = {r["restore_id"] for r in engine.list_restores("b235")}
+    script = tmp_path / "crashing_submit.py"
+    script.write_text(_CRASHING_SUBMIT)
+    s3 = milvus235.s3
+    cfg = {
+        "endpoint": s3.endpoint_url,
+        "key": s3.access_key,
+        "secret": s3.secret_key,
+        "bucket": src.bucket,
+        "milvus": milvus235.uri,
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script), json.dumps(cfg)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+
+    [crashed] = [r for r in engine.list_restores("b235") if r["restore_id"] not in before]
+    assert crashed["state"] == "executing"
+    assert crashed["alive"] is False  # its process is gone: a new run may take it over
+    files = {
+        k: f["state"]
+        for c in engine.status("b235", crashed["restore_id"])["collections"]
+        for k, f in c["files"].items()
+    }
+    assert sorted(files.values()) == ["importing", "pending", "submitting"]
+    files_of = {
+        c["source"].split(".")[-1]: c["files"]
+        for c in engine.status("b235", crashed["restore_id"])["collections"]
+    }
+
+    report = RestoreEngine(src.storage).restore(
+        src.params,
+        "b235",
+        collection_suffix="_crash",
+        bulk_import_bucket=src.bucket,
+        restore_id=crashed["restore_id"],
+    )
+    assert report["state"] == "success"
+    assert report["method"] == "bulk_import"
+    c = src.client
+    for name, rows in (("scal", 600), ("bins", 200)):
+        meta = src.metas[name]
+        count = c.query(f"{name}_crash", filter="", output_fields=["count(*)"])[0]["count(*)"]
+        assert count == rows, name  # the adopted job's rows are there once
+        assert rows_of(c, f"{name}_crash", meta) == rows_of(c, name, meta), name
+    assert verify_restore(src.params, src.storage, "b235", report)["ok"]
+    # Milvus ran one import job per data file: the one submitted before the crash was adopted, not repeated
+    # (Milvus 2.3 has no MilvusClient import API: the ORM one, deprecated in pymilvus 3, is the only one)
+    import warnings
+
+    from pymilvus import connections, utility
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        connections.connect(alias="crash-check", uri=milvus235.uri)
+        try:
+            for name in ("scal", "bins"):
+                jobs = utility.list_bulk_insert_tasks(collection_name=f"{name}_crash", using="crash-check")
+                assert len(jobs) == len(files_of[name]), (name, jobs)
+        finally:
+            connections.disconnect("crash-check")
