@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 source scripts/_venv.sh
 .venv/bin/ruff check airflow_milvus_backup dags tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -q -p no:cacheprovider --durations=12 "$@"
