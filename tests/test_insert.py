@@ -11,7 +11,7 @@ import pytest
 from pymilvus import DataType, MilvusClient
 
 from airflow_milvus_backup.engine.arrow import table_to_rows
-from airflow_milvus_backup.engine.insert import BatchInserter, float_vector_field
+from airflow_milvus_backup.engine.insert import BatchInserter, _float_vector_bytes
 from airflow_milvus_backup.engine.schema import exported_fields
 
 if TYPE_CHECKING:
@@ -27,6 +27,20 @@ def _vectors(n: int, dim: int = DIM) -> np.ndarray:
 def _column(vectors: np.ndarray) -> pa.Array:
     n, dim = vectors.shape
     return pa.ListArray.from_arrays(pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32)), vectors.ravel())
+
+
+def float_vector_field(
+    name: str, dim: int, column: pa.Array | pa.ChunkedArray
+) -> schema_pb2.FieldData | None:
+    """Return the FieldData BatchInserter sends for a float vector column (None: left to pymilvus)."""
+    from pymilvus.grpc_gen import schema_pb2
+
+    vectors = _float_vector_bytes(dim, column)
+    if vectors is None:
+        return None
+    fd = schema_pb2.FieldData(field_name=name, type=DataType.FLOAT_VECTOR)
+    fd.vectors.MergeFromString(vectors)
+    return fd
 
 
 def _pymilvus_field_data(vectors: np.ndarray) -> schema_pb2.FieldData:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.arrow import META_FIELD, table_to_rows
@@ -44,7 +45,6 @@ _SCALAR_SLOTS = {
 }
 _JSON = 23
 _FLOAT_VECTOR = 101
-_OPTIONAL_PARAMS = ("struct_fields_info", "schema_timestamp", "enable_dynamic")
 
 
 def _varint(n: int) -> bytes:
@@ -83,18 +83,6 @@ def _float_vector_bytes(dim: int, column: pa.ChunkedArray | pa.Array) -> bytes |
     return b"".join((b"\x08", _varint(dim), b"\x12", _varint(floats_len), b"\x0a", _varint(len(raw)), raw))
 
 
-def float_vector_field(name: str, dim: int, column: pa.ChunkedArray | pa.Array) -> Any | None:
-    """Return a ``FieldData`` of ``column``'s float vectors, or ``None`` if it cannot be copied as bytes."""
-    from pymilvus.grpc_gen import schema_pb2
-
-    vectors = _float_vector_bytes(dim, column)
-    if vectors is None:
-        return None
-    fd = schema_pb2.FieldData(field_name=name, type=_FLOAT_VECTOR)
-    fd.vectors.MergeFromString(vectors)
-    return fd
-
-
 def _scalar_values(dtype: int, column: pa.ChunkedArray) -> list[Any] | None:
     """Return the values of a scalar column as the protobuf field takes them, or ``None``."""
     import pyarrow as pa
@@ -128,6 +116,19 @@ def _has_dynamic_values(table: pa.Table) -> bool:
     return any(s and s != "{}" for s in table.column(META_FIELD).to_pylist())
 
 
+@dataclass(frozen=True)
+class _Columnar:
+    """What building requests column by column needs: the connection and the target's schema."""
+
+    conn: Any
+    context: Any
+    fields: list[dict[str, Any]]
+    dynamic: bool
+    schema_timestamp: int
+    #: keyword arguments of ``Prepare.row_insert_param`` this pymilvus takes
+    options: dict[str, Any]
+
+
 class BatchInserter:
     """Insert Arrow tables (a data file's record batches) into one collection.
 
@@ -144,7 +145,7 @@ class BatchInserter:
         self.collection = collection
         self.fields = fields
         self.skip = set(skip)
-        self._fast: dict[str, Any] | None = None
+        self._fast: _Columnar | None = None
         #: the fields of the last request that were built column-wise (the rest were packed by pymilvus)
         self.columnar: list[str] = []
         try:
@@ -163,103 +164,103 @@ class BatchInserter:
         """Return whether requests are built column by column."""
         return self._fast is not None
 
-    def _prepare(self) -> dict[str, Any]:
+    def _prepare(self) -> _Columnar:
         from pymilvus.client.prepare import Prepare
 
         conn = self.client._get_connection()
         context = self.client._generate_call_context()
         schema = conn.describe_collection(self.collection, context=context)
-        params = inspect.signature(Prepare.row_insert_param).parameters
-        options: dict[str, Any] = {
+        schema_timestamp = int(schema.get("update_timestamp", 0) or 0)
+        options = {
             "struct_fields_info": schema.get("struct_array_fields", []),
-            "schema_timestamp": schema.get("update_timestamp", 0),
+            "schema_timestamp": schema_timestamp,
             "enable_dynamic": False,  # the dynamic field is always sent column-wise
         }
-        return {
-            "conn": conn,
-            "context": context,
-            "fields": list(schema["fields"]),
-            "dynamic": bool(schema.get("enable_dynamic_field", False)),
-            "timestamp": int(schema.get("update_timestamp", 0) or 0),
-            "options": {k: v for k, v in options.items() if k in params},
-            "build": Prepare.row_insert_param,
-        }
+        accepted = inspect.signature(Prepare.row_insert_param).parameters
+        return _Columnar(
+            conn=conn,
+            context=context,
+            fields=list(schema["fields"]),
+            dynamic=bool(schema.get("enable_dynamic_field", False)),
+            schema_timestamp=schema_timestamp,
+            options={k: v for k, v in options.items() if k in accepted},
+        )
 
     def insert(self, table: pa.Table, partition: str | None) -> int:
         """Insert every row of ``table`` (into ``partition`` if given) in one request; return the rows."""
         n = table.num_rows
         if not n:
             return 0
-        if self._fast is None or (not self._fast["dynamic"] and _has_dynamic_values(table)):
+        fast = self._fast
+        if fast is None or (not fast.dynamic and _has_dynamic_values(table)):
             # (dynamic values for a collection without a dynamic field: pymilvus names the problem)
             rows = table_to_rows(table, self.fields, skip=self.skip)
             self.client.insert(self.collection, rows, partition_name=partition or "")
         else:
-            self._send(self._fast, self._request(self._fast, table, partition))
+            self._send(fast, self._request(fast, table, partition or ""))
         return n
 
-    def _request(self, fast: dict[str, Any], table: pa.Table, partition: str | None) -> Any:
-        from pymilvus.grpc_gen import milvus_pb2, schema_pb2
+    def _column(self, f: dict[str, Any], table: pa.Table) -> bytes | list[Any] | None:
+        """Return a field's values ready for its protobuf slot, or ``None`` to leave it to pymilvus."""
+        name, dtype = f["name"], int(f["type"])
+        if f.get("nullable") or f.get("is_function_output") or f.get("default_value") is not None:
+            return None
+        if name not in table.column_names or name in self.skip:
+            return None
+        if dtype == _FLOAT_VECTOR:
+            dim = int(f.get("params", {}).get("dim", 0))
+            return _float_vector_bytes(dim, table.column(name)) if dim > 0 else None
+        if dtype in _SCALAR_SLOTS or dtype == _JSON:
+            return _scalar_values(dtype, table.column(name))
+        return None
 
-        columns: list[tuple[dict[str, Any], Any]] = []  # (field, bytes of a VectorField or a value list)
+    def _request(self, fast: _Columnar, table: pa.Table, partition: str) -> Any:
+        from pymilvus.client.prepare import Prepare
+        from pymilvus.grpc_gen import milvus_pb2
+
+        columns: list[tuple[str, int, bytes | list[Any]]] = []
         rest: list[dict[str, Any]] = []
-        for f in fast["fields"]:
-            name, dtype = f["name"], int(f["type"])
-            value: Any = None
-            plain = (
-                not f.get("nullable") and f.get("default_value") is None and not f.get("is_function_output")
-            )
-            if plain and name in table.column_names and name not in self.skip:
-                if dtype == _FLOAT_VECTOR:
-                    dim = int(f.get("params", {}).get("dim", 0))
-                    value = _float_vector_bytes(dim, table.column(name)) if dim > 0 else None
-                elif dtype in _SCALAR_SLOTS or dtype == _JSON:
-                    value = _scalar_values(dtype, table.column(name))
+        for f in fast.fields:
+            value = self._column(f, table)
             if value is None:
                 rest.append(f)
             else:
-                columns.append((f, value))
-        n = table.num_rows
-        self.columnar = [f["name"] for f, _ in columns]
+                columns.append((f["name"], int(f["type"]), value))
+        self.columnar = [name for name, _, _ in columns]
         if rest:
             # pymilvus packs (and checks) the rest from rows, as MilvusClient.insert would
-            done = {f["name"] for f, _ in columns} | {META_FIELD}
+            done = {*self.columnar, META_FIELD}
             packed = table.drop_columns([c for c in table.column_names if c in done])
             rows = table_to_rows(packed, self.fields, skip=self.skip)
-            build = fast["build"]
-            request = build(self.collection, rows, partition or "", rest, **fast["options"])
+            request = Prepare.row_insert_param(self.collection, rows, partition, rest, **fast.options)
         else:
             request = milvus_pb2.InsertRequest(
                 collection_name=self.collection,
-                partition_name=partition or "",
-                num_rows=n,
-                schema_timestamp=fast["timestamp"],
+                partition_name=partition,
+                num_rows=table.num_rows,
+                schema_timestamp=fast.schema_timestamp,
             )
-        for f, value in columns:
-            fd = request.fields_data.add()
-            fd.field_name = f["name"]
-            fd.type = int(f["type"])
+        for name, dtype, value in columns:
+            fd = request.fields_data.add(field_name=name, type=dtype)
             if isinstance(value, bytes):
                 fd.vectors.MergeFromString(value)
-            elif int(f["type"]) == _JSON:
+            elif dtype == _JSON:
                 fd.scalars.json_data.data.extend(value)
             else:
-                getattr(fd.scalars, _SCALAR_SLOTS[int(f["type"])]).data.extend(value)
-        if fast["dynamic"]:
-            fd = request.fields_data.add()
-            fd.CopyFrom(schema_pb2.FieldData(field_name=META_FIELD, type=_JSON, is_dynamic=True))
+                getattr(fd.scalars, _SCALAR_SLOTS[dtype]).data.extend(value)
+        if fast.dynamic:
+            fd = request.fields_data.add(field_name=META_FIELD, type=_JSON, is_dynamic=True)
             fd.scalars.json_data.data.extend(_meta_values(table))
         return request
 
-    def _send(self, fast: dict[str, Any], request: Any) -> None:
+    def _send(self, fast: _Columnar, request: Any) -> None:
         import grpc
         from pymilvus.client.call_context import _api_level_md
         from pymilvus.client.utils import check_status
         from pymilvus.exceptions import MilvusException
 
-        conn = fast["conn"]
         try:
-            resp = conn._stub.Insert(request=request, metadata=_api_level_md(fast["context"]))
+            resp = fast.conn._stub.Insert(request=request, metadata=_api_level_md(fast.context))
         except grpc.RpcError as e:
             code = e.code() if hasattr(e, "code") else None
             details = e.details() if hasattr(e, "details") else str(e)
@@ -272,7 +273,7 @@ class BatchInserter:
             from pymilvus.client import ts_utils
 
             ts_utils.update_collection_ts(
-                self.collection, resp.timestamp, conn.server_address, fast["context"].get_db_name()
+                self.collection, resp.timestamp, fast.conn.server_address, fast.context.get_db_name()
             )
         except (ImportError, AttributeError, TypeError):
             pass

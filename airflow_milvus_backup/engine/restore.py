@@ -1899,6 +1899,8 @@ class RestoreEngine:
         began = time.monotonic()
         with milvus_errors(milvus, f"Restore of {t.source} into {t.target}"):
             c = self._client(milvus, t.db)
+            # one per unit: it reads the target's schema once for all its files
+            inserter = BatchInserter(c, t.name, exported_fields(t.meta), set() if t.keep_keys else {t.pk})
             fetcher = ThreadPoolExecutor(1, thread_name_prefix="fetch")
             ahead: Future[Path] | None = None
             try:
@@ -1910,7 +1912,7 @@ class RestoreEngine:
                     if i + 1 < len(items):
                         # the next file is downloaded and checked while this one is inserted
                         ahead = fetcher.submit(self._fetch, plan, items[i + 1][1], progress)
-                    self._insert_file(c, plan, t, part, f, redo, status, progress, stop, tmp)
+                    self._insert_file(c, inserter, plan, t, part, f, redo, status, progress, stop, tmp)
             finally:
                 if ahead is not None:
                     with suppress(BaseException):
@@ -1944,6 +1946,7 @@ class RestoreEngine:
     def _insert_file(
         self,
         c: MilvusClient,
+        inserter: BatchInserter,
         plan: _Plan,
         t: _Target,
         part: dict[str, Any],
@@ -1961,8 +1964,6 @@ class RestoreEngine:
         key = f"{plan.backup}/{f['key']}"
         fstate = t.entry["files"][f["key"]]
         partition = None if t.partition_key else part.get("partition")
-        fields_ = exported_fields(t.meta)
-        skip = set() if t.keep_keys else {t.pk}
         try:
             # pre_buffer=False: read a row group at a time, not the whole file into memory up front
             pf = pq.ParquetFile(str(tmp), pre_buffer=False)
@@ -1976,7 +1977,6 @@ class RestoreEngine:
             # with new keys, a partly inserted file forces a restart of the collection: record it at once
             status.save(force=not t.keep_keys)
             n = 0
-            inserter = BatchInserter(c, t.name, fields_, skip)
             for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
                 if stop.is_set():
                     raise _Stop()
