@@ -567,23 +567,15 @@ def milvus_answers(uri: str, timeout: float = 5.0) -> bool:
     return True
 
 
-def open_client(uri: str, *, attempts: int = 4, **kwargs: Any) -> MilvusClient:
-    """Open a ``MilvusClient`` on a channel of its own, connecting again if the server sends GOAWAY.
+def open_client(uri: str, **kwargs: Any) -> MilvusClient:
+    """Open a ``MilvusClient`` as the engine does (``engine.client.connect``): a channel of its own, and
+    connecting again when the server answers with GOAWAY ("too many pings" on a shared idle connection).
 
-    A test's client idles between calls; gRPC shares TCP connections between channels to the same address,
-    and Milvus Lite's server answers pymilvus' idle keepalive pings with GOAWAY ("too many pings"), so a
-    client opened at that moment fails once (what ``engine.client.connect`` retries too).
+    :param kwargs: other :class:`MilvusParams` fields (``token``, ``timeout``, ...).
     """
-    from pymilvus import MilvusClient
+    from airflow_milvus_backup.engine.client import MilvusParams, connect
 
-    for attempt in range(attempts):
-        try:
-            return MilvusClient(uri=uri, dedicated=True, **kwargs)
-        except Exception as e:
-            if attempt == attempts - 1 or "ping" not in repr(e.__cause__ or e).lower():
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    return connect(MilvusParams(uri=uri, **kwargs))
 
 
 class MilvusLiteServer(_ProcessServer):

@@ -188,20 +188,6 @@ def _copy_backup(storage: S3Storage, src: str, dst: str, edit: Callable[[dict[st
     storage.put_bytes(mf.manifest_key(dst), mf.dumps(m))
 
 
-def _client_with_retries(uri: str, attempts: int = 5) -> MilvusClient:
-    """Open a client; a loaded machine sometimes answers the first channel with GOAWAY ("too many pings")."""
-    for attempt in range(attempts):
-        try:
-            c = MilvusClient(uri)
-            c.list_collections()
-            return c
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory, milvus_lite_server: MilvusLiteServer):
     s3 = S3Server(tmp_path_factory.mktemp("bad-input-s3"), extra_args=FAST_RCLONE)
@@ -211,7 +197,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, milvus_lite_server: MilvusLite
         bucket = s3.create_bucket("bad-input")
         storage = S3Storage(quick_client(s3), bucket, ROOT, retry_seconds=2, retry_attempts=2)
         params = MilvusParams(uri=milvus_lite_server.uri, timeout=10)
-        c = _client_with_retries(milvus_lite_server.uri)
+        c = open_client(milvus_lite_server.uri)
         _collection(c, f"{P}a", 200)
         _collection(c, f"{P}b", 100)
         _collection(c, f"{P}taken", 10)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
 from airflow_milvus_backup.engine.errors import (
     DatabaseNotFoundError,
@@ -195,9 +196,6 @@ def _shares_connections() -> bool:
     return hasattr(ConnectionManager, "get_or_create")
 
 
-_GOAWAY_ATTEMPTS = 3
-
-
 def _goaway(exc: BaseException) -> bool:
     """Return whether ``exc`` (or its cause) is a server closing the connection (HTTP/2 GOAWAY).
 
@@ -230,19 +228,19 @@ def connect(params: MilvusParams) -> MilvusClient:
         kwargs["dedicated"] = True
     with milvus_errors(params, "Connect"):
         try:
-            for attempt in range(_GOAWAY_ATTEMPTS):
-                try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_goaway),
+                stop=stop_after_attempt(3),
+                wait=wait_incrementing(start=0.5, increment=0.5),
+                reraise=True,
+                before_sleep=lambda rs: log.info(
+                    "Milvus at %s closed the new connection (%s); connecting again",
+                    params.address,
+                    params.scrub(str(rs.outcome.exception() if rs.outcome else "")),
+                ),
+            ):
+                with attempt:
                     client = MilvusClient(**kwargs)
-                    break
-                except Exception as e:
-                    if not _goaway(e) or attempt == _GOAWAY_ATTEMPTS - 1:
-                        raise
-                    log.info(
-                        "Milvus at %s closed the new connection (%s); connecting again",
-                        params.address,
-                        params.scrub(str(e)),
-                    )
-                    time.sleep(0.5 * (attempt + 1))
         except Exception as e:
             from pymilvus.exceptions import MilvusException
 
