@@ -164,15 +164,12 @@ class MilvusRestoreTrigger(_MilvusBackupBaseTrigger):
                 status = await sync_to_async(hook.poll_restore)(self.backup_name, self.restore_id)
                 state = str(status.get("state", "")).lower()
                 totals = status.get("totals") or {}
+                done = (
+                    f"{totals.get('files_done')} of {totals.get('files')} files done, "
+                    f"{totals.get('rows_restored')} of {totals.get('rows_expected')} rows"
+                )
                 if state == "success":
-                    self.log.info(
-                        "%s: success, %s of %s files done, %s of %s rows",
-                        what,
-                        totals.get("files_done"),
-                        totals.get("files"),
-                        totals.get("rows_restored"),
-                        totals.get("rows_expected"),
-                    )
+                    self.log.info("%s: success, %s", what, done)
                     yield TriggerEvent(
                         {
                             "status": "success",
@@ -193,15 +190,7 @@ class MilvusRestoreTrigger(_MilvusBackupBaseTrigger):
                         }
                     )
                     return
-                self.log.info(
-                    "%s: executing, %s of %s files done, %s of %s rows; next poll in %s s",
-                    what,
-                    totals.get("files_done"),
-                    totals.get("files"),
-                    totals.get("rows_restored"),
-                    totals.get("rows_expected"),
-                    self.poll_interval,
-                )
+                self.log.info("%s: executing, %s; next poll in %s s", what, done, self.poll_interval)
                 await asyncio.sleep(self.poll_interval)
         except Exception as e:  # noqa: BLE001 - every failure becomes an error event
             event = self._error(hook, e, what)
