@@ -37,7 +37,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.arrow import META_FIELD, _bytes_of, arrow_schema, table_to_rows
+from airflow_milvus_backup.engine.arrow import (
+    META_FIELD,
+    _bytes_of,
+    arrow_schema,
+    result_to_table,
+    table_to_rows,
+)
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
@@ -46,6 +52,7 @@ from airflow_milvus_backup.engine.errors import (
     MilvusBackupError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.jsontext import canonical_json, canonical_json_text
 from airflow_milvus_backup.engine.names import DEFAULT_DB, split_qualified
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import capture_field, exported_fields, primary_field
@@ -261,12 +268,10 @@ def canonical_value(value: Any, field: dict[str, Any]) -> Any:
     if t == "DOUBLE":
         return _f64(value).hex()
     if t == "JSON":
+        # exact: two numbers that differ in any digit differ here (a float64 would merge them)
         if isinstance(value, (bytes, str)):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            return canonical_json_text(value)
+        return canonical_json(value)
     if t == "ARRAY":
         et = field.get("element_type")
         if et == "FLOAT":
@@ -302,9 +307,12 @@ def row_digest(
             canon[f["name"]] = canonical_value(row.get(f["name"]), f)
     if dynamic:
         extra = row.get(META_FIELD)
-        if not isinstance(extra, dict):
-            extra = {k: v for k, v in row.items() if k not in all_names and k != META_FIELD}
-        canon[META_FIELD] = json.dumps(extra, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(extra, (str, bytes)):
+            canon[META_FIELD] = canonical_json_text(extra)
+        else:
+            if not isinstance(extra, dict):
+                extra = {k: v for k, v in row.items() if k not in all_names and k != META_FIELD}
+            canon[META_FIELD] = canonical_json(extra)
     raw = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
@@ -572,7 +580,7 @@ def _compare_data(
             want: Counter[str] = Counter()
             for f in part.get("files", []):
                 for table in _iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
-                    for row in table_to_rows(table, fields):
+                    for row in table_to_rows(table, fields, json_text=True):
                         want[row_digest(row, fields, all_names, dynamic, skip=pk)] += 1
             got: Counter[str] = Counter(
                 row_digest(r, fields, all_names, dynamic, skip=pk)
@@ -587,9 +595,11 @@ def _compare_data(
             kw["partition_names"] = [pname]
         for f in part.get("files", []):
             for table in _iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
-                rows = table_to_rows(table, fields)
+                rows = table_to_rows(table, fields, json_text=True)
                 want_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in rows}
-                got_rows = client.query(tname, filter=_pk_filter(pk, list(want_d)), **kw)
+                got_rows = _exact_rows(
+                    client.query(tname, filter=_pk_filter(pk, list(want_d)), **kw), fields, all_names, dynamic
+                )
                 got_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in got_rows}
                 for key, digest in want_d.items():
                     if key not in got_d:
@@ -615,6 +625,20 @@ def _compare_data(
         missing=missing,
         keys="new" if new_keys else "kept",
     )
+
+
+def _exact_rows(
+    result: Any, fields: list[dict[str, Any]], all_names: set[str], dynamic: bool
+) -> list[dict[str, Any]]:
+    """Return a query page's rows with JSON values as the text Milvus returned.
+
+    pymilvus decodes JSON into float64, which would hide a changed digit; where the page cannot be read
+    column by column the rows are as pymilvus gives them.
+    """
+    table = result_to_table(result, fields, arrow_schema(fields, dynamic), dynamic, all_names=all_names)
+    if table is None:
+        return list(result)
+    return table_to_rows(table, fields, json_text=True)
 
 
 def _schema_differences(meta: dict[str, Any], desc: dict[str, Any]) -> list[str]:
