@@ -36,6 +36,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.arrow import (
     META_FIELD,
@@ -188,51 +189,19 @@ def _check_manifest_shape(m: dict[str, Any]) -> None:
 def _check_object(
     storage: Storage, backup: str, coll: dict[str, Any], f: dict[str, Any], tmp_dir: str | None
 ) -> tuple[int, int, list[str]]:
-    """Return (size, rows, problems) of one data object."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+    """Return (size, rows, problems) of one data object (the checks are :mod:`~.engine.integrity`'s)."""
     key = f"{backup}/{f['key']}"
     fd, name = tempfile.mkstemp(prefix="milvus-verify-", suffix=".parquet", dir=tmp_dir)
     os.close(fd)
     path = Path(name)
-    problems: list[str] = []
     try:
         try:
             storage.download(key, path)
         except StorageNotFoundError:
             return 0, 0, ["missing: the object does not exist"]
         digest, size = file_sha256(path)
-        if size != f["size"]:
-            problems.append(f"size {size} bytes, the manifest says {f['size']} (truncated or replaced)")
-        if digest != f["sha256"]:
-            problems.append(f"sha256 {digest[:16]}... differs from the manifest's {f['sha256'][:16]}...")
-        try:
-            pf = pq.ParquetFile(str(path))
-            rows = pf.metadata.num_rows
-        except Exception as e:  # noqa: BLE001 - any unreadable file is a finding
-            problems.append(f"not a readable Parquet file ({type(e).__name__}: {e})")
-            return size, 0, problems
-        if rows != f["rows"]:
-            problems.append(f"{rows} rows, the manifest says {f['rows']}")
-        expected = arrow_schema(exported_fields(coll), bool(coll.get("enable_dynamic_field")))
-        got = pf.schema_arrow
-        if got.names != expected.names:
-            problems.append(f"columns {got.names}, the collection's fields are {expected.names}")
-        else:
-            for ef in expected:
-                gf = got.field(ef.name)
-                if not gf.type.equals(ef.type):
-                    problems.append(f"column {ef.name!r} is {gf.type}, the field needs {ef.type}")
-        if not problems and rows:
-            pk = primary_field(coll)["name"]
-            col = pq.read_table(str(path), columns=[pk]).column(pk)
-            lo, hi = pc.min(col).as_py(), pc.max(col).as_py()
-            if f.get("min_pk") is not None and (lo != f["min_pk"] or hi != f["max_pk"]):
-                problems.append(
-                    f"primary keys {lo!r}..{hi!r}, the manifest says {f['min_pk']!r}..{f['max_pk']!r}"
-                )
-        return size, rows, problems
+        rows, problems = integrity.parquet_problems(str(path), coll, f)
+        return size, rows, integrity.digest_problems(digest, size, f) + problems
     finally:
         path.unlink(missing_ok=True)
 
