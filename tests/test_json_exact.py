@@ -148,3 +148,60 @@ def test_canonical_json_tells_values_apart_that_floats_would_merge() -> None:
     assert canon('{"x": 1e2}') == canon('{"x": 100.0}')
     # a decoded value (as pymilvus returns it) and its text are equal
     assert canon('{"a": [1, "x", null, true]}') == canonical_value({"a": [1, "x", None, True]}, field)
+
+
+@pytest.mark.milvus235
+def test_json_string_document_into_a_server_that_cannot_store_it_names_field_and_row(
+    lite_uri: str, milvus235: Any, tmp_path: Path
+) -> None:
+    """A Lite backup whose JSON field holds a bare string, restored into 2.3.5 (objects only): one message
+    naming the collection, the field and the row key, and no target left behind."""
+    from airflow_milvus_backup.engine.errors import UnsupportedError
+
+    lite = open_client(lite_uri)
+    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=2)
+    s.add_field("j", DataType.JSON)
+    ip = lite.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    lite.create_collection("js", schema=s, index_params=ip)
+    lite.insert(
+        "js", [{"id": i, "vec": [0.0, 1.0], "j": '{"a": 1}' if i != 7 else '"hello"'} for i in range(10)]
+    )
+    lite.close()
+    storage = LocalStorage(tmp_path / "b")
+    BackupEngine(storage).create(MilvusParams(uri=lite_uri), "js1")
+
+    target = f"js_{uuid.uuid4().hex[:8]}"
+    m235 = MilvusParams(uri=milvus235.uri)
+    with pytest.raises(UnsupportedError) as e:
+        RestoreEngine(storage).restore(m235, "js1", collection_renames={"js": target}, method="insert")
+    msg = str(e.value)
+    assert "Field 'j' of default.js holds a JSON string" in msg
+    assert "id=7" in msg
+    assert "stores only JSON null, object documents" in msg
+    client = open_client(milvus235.uri)
+    try:
+        assert not client.has_collection(target)
+    finally:
+        client.close()
+
+
+def test_json_kinds_each_server_stores() -> None:
+    from airflow_milvus_backup.engine.integrity import ALL_JSON_KINDS, json_kind, json_kinds_stored
+
+    assert [json_kind(t) for t in ['{"a":1}', " [1]", '"x"', "-0.0", "42", "true", "false", "null"]] == [
+        "object",
+        "array",
+        "string",
+        "number",
+        "number",
+        "bool",
+        "bool",
+        "null",
+    ]
+    assert json_kinds_stored(False, (2, 3, 5)) == {"object", "null"}
+    assert json_kinds_stored(True, None) == {"object", "array", "string", "null"}
+    assert json_kinds_stored(False, (2, 5, 4)) == ALL_JSON_KINDS
+    assert json_kinds_stored(False, None) == ALL_JSON_KINDS

@@ -256,3 +256,57 @@ def check_footers(
         for key, *problems in pool.map(check, files):
             if problems:
                 raise _refusal(backup, key, problems, "Nothing was restored.")
+
+
+# ------------------------------------------------------------------------------------------------ targets
+_JSON_KINDS = {"{": "object", "[": "array", '"': "string", "t": "bool", "f": "bool", "n": "null"}
+ALL_JSON_KINDS = frozenset({"object", "array", "string", "number", "bool", "null"})
+
+
+def json_kind(text: str) -> str:
+    """Return what a JSON document is: object, array, string, number, bool or null."""
+    return _JSON_KINDS.get(text.lstrip()[:1], "number")
+
+
+def json_kinds_stored(lite: bool, version: tuple[int, int, int] | None) -> frozenset[str]:
+    """Return the kinds of JSON document a server stores in a JSON field (as tried on the real servers).
+
+    Milvus 2.3 takes only objects (and ``null``); Milvus Lite refuses a bare number or bool (and returns a
+    string without its quotes, which a backup turns back into that string); newer servers are not limited
+    here (the server itself refuses what it cannot store).
+    """
+    if lite:
+        return frozenset({"object", "array", "string", "null"})
+    if version is not None and version[:2] < (2, 4):
+        return frozenset({"object", "null"})
+    return ALL_JSON_KINDS
+
+
+def check_json_kinds(
+    pf: pq.ParquetFile, coll: dict[str, Any], key: str, kinds: frozenset[str], server: str, target: str
+) -> None:
+    """Refuse a data file with a JSON document the target server cannot store, naming field and row key.
+
+    :param kinds: what :func:`json_kinds_stored` says the target stores.
+    :param server: the target server's label, for the message.
+    :raises UnsupportedError: before any row of the file is inserted.
+    """
+    from airflow_milvus_backup.engine.errors import UnsupportedError
+
+    names = [f["name"] for f in exported_fields(coll) if f["type"] == "JSON"]
+    if kinds >= ALL_JSON_KINDS or not names:
+        return
+    pk = primary_field(coll)["name"]
+    for batch in pf.iter_batches(batch_size=8192, columns=[pk, *names], use_threads=False):
+        keys = batch.column(pk).to_pylist()
+        for name in names:
+            for i, text in enumerate(batch.column(name).to_pylist()):
+                kind = "null" if text is None else json_kind(text)
+                if kind not in kinds:
+                    raise UnsupportedError(
+                        f"Field {name!r} of {coll['db_name']}.{coll['name']} holds a JSON {kind} "
+                        f"({str(text)[:60]!r}) in the row with {pk}={keys[i]!r} (data object {key!r}); "
+                        f"{server} stores only JSON {', '.join(sorted(kinds))} documents in a JSON field, so "
+                        f"{target} cannot hold it. Restore this collection to a server that stores such "
+                        "documents (Milvus Lite or Milvus 2.4+), or restore the other collections."
+                    )

@@ -851,7 +851,7 @@ class RestoreEngine:
                 try:
                     self._execute(client, milvus, plan, status, wait=wait, started=started)
                 except BaseException as e:
-                    if isinstance(e, IntegrityError) and not status.untouched:
+                    if isinstance(e, (IntegrityError, UnsupportedError)) and not status.untouched:
                         # data that disagrees with its manifest leaves no target this restore created empty
                         empty = [t for t in plan.targets if t.entry.get("created")]
                         empty = [t for t in empty if not t.entry.get("rows_restored")]
@@ -1978,6 +1978,8 @@ class RestoreEngine:
             # pre_buffer=False: read a row group at a time, not the whole file into memory up front
             pf = pq.ParquetFile(str(tmp), pre_buffer=False)
             _check_parquet(plan.backup, key, pf, f, t.meta)
+            kinds = integrity.json_kinds_stored(plan.server.lite, plan.server.numbers)
+            integrity.check_json_kinds(pf, t.meta, key, kinds, plan.server.label, t.target)
             batch_rows = self.insert_batch_rows or _auto_batch_rows(pf, self.insert_batch_bytes)
             with status.lock:
                 fstate["state"] = "started"
