@@ -1,7 +1,9 @@
 """Verify a backup against its manifest (no Milvus needed), and a restore against its backup.
 
-:func:`verify_backup` re-reads every object the manifest lists: sha256, size, Parquet row count, Parquet
-schema against the captured fields, and the primary key range the manifest records. It is read-only and
+:func:`verify_backup` re-reads every object the manifest lists and checks it with
+:mod:`~airflow_milvus_backup.engine.integrity` (the check a restore makes too): sha256, size, Parquet row
+count, columns and Arrow types against the captured fields, vector dimensions, array sizes, string lengths,
+nulls, and the primary key range the manifest records. It is read-only and
 detects a missing, truncated, changed or foreign object and an invalid manifest; it does not detect a backup
 that was wrong when it was written (a source that changed during the backup), nor objects that the manifest
 does not list (those are reported as ``unlisted``, not as errors).
@@ -11,8 +13,9 @@ does not list (those are reported as ``unlisted``, not as errors).
 * rows per partition equal to the manifest, counted by reading the partition back with ``query_iterator``
   (Milvus Lite's ``count(*)`` ignores partition filters, so counts are not taken from it);
 * every row equal to the backup: for each data file, a digest per row (every stored field, exact: float32 by
-  bytes, JSON canonical, dynamic fields included) keyed by primary key, against the same rows fetched from
-  the target by key (``pk in [...]`` in that partition). When the restore gave the rows new primary keys,
+  bytes, JSON as the text Milvus returned with numbers compared as exact decimals, dynamic fields included)
+  keyed by primary key, against the same rows fetched from the target by key (``pk in [...]`` in that
+  partition). When the restore gave the rows new primary keys,
   the multiset of digests without the key is compared per partition instead;
 * schema equal field by field (modulo what the server does not report back), indexes listed;
 * when the source collection still exists with the same index, a sample of searches on the source and the
