@@ -82,7 +82,12 @@ def exact_dumps(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _canonical_number(text: str) -> str:
+def _canonical_number(text: str, as_float: bool = False) -> str:
+    if as_float:
+        try:
+            return f"#{float(text)!r}"
+        except (ValueError, OverflowError):
+            return f"#{text}"
     try:
         d = Decimal(text)
     except InvalidOperation:
@@ -96,34 +101,37 @@ def _key(k: str) -> str:
     return json.dumps(k, ensure_ascii=False)
 
 
-def canonical_json(value: Any) -> str:
-    """Return the comparable form of a JSON value (decoded, or parsed by :func:`exact_loads`)."""
+def canonical_json(value: Any, as_float: bool = False) -> str:
+    """Return the comparable form of a JSON value (decoded, or parsed by :func:`exact_loads`).
+
+    :param as_float: compare numbers as float64, as pymilvus decodes them (for rows that only come decoded).
+    """
     if isinstance(value, ExactNumber):
-        return _canonical_number(str(value))
+        return _canonical_number(str(value), as_float)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if value is None or isinstance(value, bool):
         return json.dumps(value)
     if isinstance(value, int):
-        return _canonical_number(str(value))
+        return _canonical_number(str(value), as_float)
     if isinstance(value, float):
-        return _canonical_number(repr(value))
+        return _canonical_number(repr(value), as_float)
     if isinstance(value, dict):
         items = sorted(((str(k), v) for k, v in value.items()), key=lambda kv: kv[0])
-        return "{" + ",".join(f"{_key(k)}:{canonical_json(v)}" for k, v in items) + "}"
+        return "{" + ",".join(f"{_key(k)}:{canonical_json(v, as_float)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(canonical_json(v) for v in value) + "]"
+        return "[" + ",".join(canonical_json(v, as_float) for v in value) + "]"
     if hasattr(value, "item"):
-        return canonical_json(value.item())
+        return canonical_json(value.item(), as_float)
     if hasattr(value, "tolist"):
-        return canonical_json(value.tolist())
+        return canonical_json(value.tolist(), as_float)
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def canonical_json_text(text: str | bytes) -> str:
+def canonical_json_text(text: str | bytes, as_float: bool = False) -> str:
     """Return the comparable form of a JSON document given as text (a non-JSON text is that string)."""
     s = text.decode("utf-8", errors="surrogatepass") if isinstance(text, bytes) else text
     try:
-        return canonical_json(exact_loads(s))
+        return canonical_json(exact_loads(s), as_float)
     except (ValueError, RecursionError):
-        return canonical_json(s)
+        return canonical_json(s, as_float)

@@ -218,7 +218,7 @@ def _f64(v: float) -> bytes:
     return struct.pack("<d", float(v))
 
 
-def canonical_value(value: Any, field: dict[str, Any]) -> Any:
+def canonical_value(value: Any, field: dict[str, Any], json_as_float: bool = False) -> Any:
     """Return an exact, comparable form of one value of a field (float32 by its bytes, JSON canonical)."""
     import numpy as np
 
@@ -242,8 +242,8 @@ def canonical_value(value: Any, field: dict[str, Any]) -> Any:
     if t == "JSON":
         # exact: two numbers that differ in any digit differ here (a float64 would merge them)
         if isinstance(value, (bytes, str)):
-            return canonical_json_text(value)
-        return canonical_json(value)
+            return canonical_json_text(value, json_as_float)
+        return canonical_json(value, json_as_float)
     if t == "ARRAY":
         et = field.get("element_type")
         if et == "FLOAT":
@@ -264,6 +264,7 @@ def row_digest(
     all_names: set[str],
     dynamic: bool,
     skip: str | None = None,
+    json_as_float: bool = False,
 ) -> str:
     """Return a digest of one row over every stored field (and the dynamic fields), exact to the bit.
 
@@ -272,19 +273,20 @@ def row_digest(
     :param all_names: every field name of the collection (other keys are dynamic fields).
     :param dynamic: whether the collection has a dynamic field.
     :param skip: a field to leave out (the primary key, when keys were regenerated).
+    :param json_as_float: JSON numbers as float64 (where one side's rows only come decoded by pymilvus).
     """
     canon: dict[str, Any] = {}
     for f in fields:
         if f["name"] != skip:
-            canon[f["name"]] = canonical_value(row.get(f["name"]), f)
+            canon[f["name"]] = canonical_value(row.get(f["name"]), f, json_as_float)
     if dynamic:
         extra = row.get(META_FIELD)
         if isinstance(extra, (str, bytes)):
-            canon[META_FIELD] = canonical_json_text(extra)
+            canon[META_FIELD] = canonical_json_text(extra, json_as_float)
         else:
             if not isinstance(extra, dict):
                 extra = {k: v for k, v in row.items() if k not in all_names and k != META_FIELD}
-            canon[META_FIELD] = canonical_json(extra)
+            canon[META_FIELD] = canonical_json(extra, json_as_float)
     raw = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
@@ -553,9 +555,10 @@ def _compare_data(
             for f in part.get("files", []):
                 for table in _iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
                     for row in table_to_rows(table, fields, json_text=True):
-                        want[row_digest(row, fields, all_names, dynamic, skip=pk)] += 1
+                        want[row_digest(row, fields, all_names, dynamic, skip=pk, json_as_float=True)] += 1
+            # query_iterator's rows come decoded by pymilvus (JSON numbers as float64): compare as such
             got: Counter[str] = Counter(
-                row_digest(r, fields, all_names, dynamic, skip=pk)
+                row_digest(r, fields, all_names, dynamic, skip=pk, json_as_float=True)
                 for r in _iter_rows(client, tname, out, pname)
             )
             if want != got:
