@@ -11,6 +11,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -287,9 +288,14 @@ class MilvusBackupHook(BaseHook):
         return self.get_conn()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Connect to Milvus and list the collections of the database; return ``(ok, message)``."""
+        """Connect to Milvus and list the collections of the database; return ``(ok, message)``.
+
+        A Milvus Lite file is released afterwards (unless this process used it already), so other processes
+        can open it.
+        """
         from pymilvus.exceptions import MilvusException
 
+        from airflow_milvus_backup.engine import lite
         from airflow_milvus_backup.engine.client import connect
         from airflow_milvus_backup.engine.errors import MilvusBackupError
 
@@ -299,12 +305,14 @@ class MilvusBackupHook(BaseHook):
                 # Opening a Lite path creates the file: a typo would pass the test and back up nothing.
                 missing = f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
                 return False, missing
-            client = connect(params)
-            try:
-                version = client.get_server_version()
-                names = client.list_collections()
-            finally:
-                client.close()
+            # The Test button runs in the API server, which lives on: it must not keep the file's lock.
+            with lite.released_after(params.uri) if params.is_lite else nullcontext():
+                client = connect(params)
+                try:
+                    version = client.get_server_version()
+                    names = client.list_collections()
+                finally:
+                    client.close()
         except (MilvusBackupError, MilvusException, MilvusBackupConfigError) as e:
             return False, self.scrub(str(getattr(e, "message", None) or e))
         return True, (
