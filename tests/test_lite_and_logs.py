@@ -9,7 +9,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -24,6 +27,7 @@ from airflow_env import (
     milvus_conn_json,
     release_lite,
 )
+from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.errors import MilvusConnectionError, MilvusLiteLockedError
@@ -162,3 +166,35 @@ def test_locked_message_names_the_file_the_pid_and_both_fixes() -> None:
         "serve it with `milvus-lite server` and use its URI for shared use."
     )
     assert "locked by another process." in locked_message("Connect", "/data/m.db", [])
+
+
+# ------------------------------------------------------------------------------------------ progress
+def test_first_progress_line_of_a_backup_counts_encoded_bytes(
+    lite_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = open_client(lite_uri)
+    try:
+        hello_milvus(client, rows=4000)
+    finally:
+        client.close()
+    engine = BackupEngine(
+        LocalStorage(str(tmp_path / "bk")),
+        batch_bytes=256 * 40,  # 256-row pages: 16 pages
+        progress_interval=0,
+        logger=logging.getLogger("test.progress"),
+    )
+    figures: list[dict[str, Any]] = []
+    engine.progress_callback = figures.append
+    with caplog.at_level(logging.INFO, logger="test.progress"):
+        summary = engine.create(MilvusParams(uri=lite_uri), "b1", ["hello_milvus"])
+    lines = [r.getMessage() for r in caplog.records if "rows/s" in r.getMessage()]
+    assert len(lines) >= 3, lines
+    first = lines[0]
+    shown = re.search(r" rows(?: \([\d.]+%\))?, ([\d.]+) (B|KB|MB), .* rows/s, ([\d.]+) (B|KB|MB)/s", first)
+    assert shown, first
+    assert float(shown.group(1)) > 0, first  # bytes encoded so far
+    assert float(shown.group(3)) > 0, first  # their rate
+    assert figures[0]["bytes"] > 0
+    # The running total ends at exactly the bytes of the data files.
+    assert figures[-1]["bytes"] == summary["bytes"]
+    assert json.dumps(figures)  # plain figures for callbacks
