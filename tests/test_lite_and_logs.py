@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,18 @@ import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
 from airflow_env import (
     ENV,
+    airflow_cli,
     hello_milvus,
     milvus_conn_json,
     release_lite,
 )
 from servers import open_client
 
-from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams
+from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams, RestoreEngine
 from airflow_milvus_backup.engine.errors import MilvusConnectionError, MilvusLiteLockedError
+from airflow_milvus_backup.engine.indexes import index_state
 from airflow_milvus_backup.engine.lite import lock_holders_from_proc_locks, locked_message
+from airflow_milvus_backup.engine.pymilvus_logs import PymilvusLogRouter, route
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 
 pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
@@ -166,6 +170,170 @@ def test_locked_message_names_the_file_the_pid_and_both_fixes() -> None:
         "serve it with `milvus-lite server` and use its URI for shared use."
     )
     assert "locked by another process." in locked_message("Connect", "/data/m.db", [])
+
+
+# ----------------------------------------------------------------------------------------- the logs
+def _record(name: str, level: int, msg: str, exc: bool = False) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise NotImplementedError("Method not implemented!")
+        except NotImplementedError:
+            exc_info = sys.exc_info()
+    return logging.LogRecord(name, level, "x.py", 1, msg, None, exc_info)
+
+
+def test_route_downgrades_and_explains_the_known_pymilvus_lines() -> None:
+    mvcc = _record(
+        "pymilvus.client.iterator.query_iterator",
+        logging.WARNING,
+        "failed to get mvccTs from milvus server, use client-side ts instead",
+    )
+    assert route(mvcc) == (logging.INFO, "no_mvcc")
+    rpc = _record("pymilvus.decorators", logging.ERROR, "RPC error: [describe_database], <...>")
+    assert route(rpc) == (logging.INFO, None)  # the exception reaches the caller, which decides
+    grpc_server = _record(
+        "grpc._server", logging.ERROR, "Exception calling application: Method not implemented!", exc=True
+    )
+    assert route(grpc_server) == (logging.INFO, None)
+    other = _record("pymilvus.milvus_client", logging.WARNING, "something else")
+    assert route(other) == (logging.WARNING, None)
+    assert route(_record("grpc._server", logging.ERROR, "Exception calling application: boom")) is None
+    assert route(_record("botocore", logging.ERROR, "x")) is None
+
+
+def test_router_sends_pymilvus_lines_to_the_task_logger_and_explains_once(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    target = logging.getLogger("test.task")
+    router = PymilvusLogRouter(target, "/data/m.db")
+    pylog = logging.getLogger("pymilvus.client.iterator.query_iterator")
+    with caplog.at_level(logging.DEBUG, logger="test.task"):
+        for _ in range(2):
+            with router:
+                pylog.warning("failed to get mvccTs from milvus server, use client-side ts instead")
+    records = [r for r in caplog.records if r.name == "test.task"]
+    explained = [r for r in records if "has no MVCC timestamps" in r.getMessage()]
+    assert len(explained) == 1
+    assert explained[0].getMessage() == (
+        "Milvus at /data/m.db has no MVCC timestamps: each page is read as of when it is read "
+        "(see FORMAT.md, consistency)"
+    )
+    assert all(r.levelno <= logging.WARNING for r in records)
+    assert "failed to get mvccTs" not in capfd.readouterr().err  # not on stderr (ERROR under Airflow)
+
+
+def test_index_state_reads_describe_index() -> None:
+    assert index_state({"state": "Finished", "index_name": "v"}) == "done"
+    assert index_state({"state": "Failed"}) == "failed"
+    assert index_state({"state": "InProgress"}) == "building"
+    assert index_state(None) == "building"  # not visible yet
+
+
+def test_a_restore_to_milvus_lite_never_calls_alloc_timestamp(
+    lite_uri: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pymilvus' create_index waits through AllocTimestamp, which Milvus Lite's (in-process) server lacks."""
+    make_lite(lite_uri, rows=500)
+    storage = LocalStorage(str(tmp_path / "bk"))
+    BackupEngine(storage).create(MilvusParams(uri=lite_uri), "b1", ["hello_milvus"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        report = RestoreEngine(storage).restore(
+            MilvusParams(uri=lite_uri), "b1", collection_suffix="_r", method="insert"
+        )
+    assert [c["rows_restored"] for c in report["collections"]] == [500]
+    assert [i["status"] for c in report["collections"] for i in c["indexes"]] == ["created"]
+    grpc_errors = [r for r in caplog.records if r.name == "grpc._server"]
+    assert grpc_errors == [], [r.getMessage() for r in grpc_errors]
+    client = open_client(lite_uri)
+    try:
+        assert client.describe_index("hello_milvus_r", "embeddings")["state"] == "Finished"
+    finally:
+        client.close()
+
+
+DAG_FILE = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_milvus_backup.operators import MilvusBackupOperator, MilvusRestoreOperator
+
+with DAG("t_lite_logs", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False):
+    backup = MilvusBackupOperator(task_id="backup", local_path={bk!r}, backup_name="b1", verify=True)
+    restore = MilvusRestoreOperator(
+        task_id="restore", local_path={bk!r}, backup_name="b1", collection_suffix="_r", method="insert",
+        verify=True,
+    )
+    backup >> restore
+"""
+
+ERROR_LINE = re.compile(r"\[error\s*\]|\bERROR\b|\[ERROR\]|Traceback")
+
+
+@pytest.mark.slow
+def test_airflow_backup_and_restore_of_milvus_lite_log_no_error_line_and_explain_once(
+    airflow_db: Any, tmp_path: Path
+) -> None:
+    lite = str(tmp_path / "logs.db")
+    make_lite(lite, rows=2000)
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "t_lite_logs.py").write_text(DAG_FILE.format(bk=str(tmp_path / "bk")))
+    env = {"AIRFLOW_CONN_MILVUS_DEFAULT": milvus_conn_json(lite), "AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+    result = airflow_cli("dags", "test", "t_lite_logs", env=env, timeout=600)
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-5000:]
+    assert "state=success" in text, text[-3000:]
+    assert "Backup b1 complete" in text
+    errors = [line for line in text.splitlines() if ERROR_LINE.search(line)]
+    assert errors == [], "\n".join(errors[:20])
+    # pymilvus' own stderr handler would print this; under Airflow's supervisor stderr lines are ERRORs.
+    assert "[WARNING][__setup_ts_by_request]" not in text
+    explained = [line for line in text.splitlines() if "has no MVCC timestamps" in line]
+    assert len(explained) == 2, explained  # once per task: the backup and the restore (its verification)
+    assert all(f"Milvus at {lite} has no MVCC timestamps" in line for line in explained)
+    client = open_client(lite)
+    try:
+        assert client.get_collection_stats("hello_milvus_r")["row_count"] == 2000
+    finally:
+        client.close()
+        release_lite(lite)
+
+
+@pytest.mark.milvus235
+@pytest.mark.slow
+def test_milvus235_backup_and_restore_log_no_pymilvus_error(
+    airflow_db: Any,
+    milvus235: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_DEFAULT", milvus_conn_json(milvus235.uri))
+    source = f"logs_{uuid.uuid4().hex[:8]}"
+    client = open_client(milvus235.uri)
+    try:
+        hello_milvus(client, name=source, rows=1500)
+        capfd.readouterr()
+        with caplog.at_level(logging.DEBUG):
+            hook = MilvusBackupHook(local_path=str(tmp_path / "bk"))
+            hook.create_backup("b1", [source])
+            report = hook.restore("b1", [source], collection_suffix="_r", method="insert")
+            assert hook.verify_restore("b1", report)["ok"]
+        assert client.get_collection_stats(f"{source}_r")["row_count"] == 1500
+    finally:
+        for name in (source, f"{source}_r"):
+            if client.has_collection(name):
+                client.drop_collection(name)
+        client.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [f"{r.name}: {r.getMessage()}" for r in errors]
+    # Nor calls the server lacks (DescribeDatabase before 2.4), even at a lower level.
+    assert "UNIMPLEMENTED" not in caplog.text
+    err = capfd.readouterr().err
+    assert "[ERROR]" not in err, err[-3000:]
+    assert "[WARNING]" not in err, err[-3000:]
 
 
 # ------------------------------------------------------------------------------------------ progress

@@ -536,7 +536,7 @@ class BackupEngine:
             for db, coll in selection:
                 _use_database(client, db)
                 if db not in db_props:
-                    db_props[db] = self._db_properties(client, db)
+                    db_props[db] = self._db_properties(client, db, server_version, milvus.is_lite)
                 meta = capture_collection(client, coll, db)
                 stats_rows = int(client.get_collection_stats(coll).get("row_count", 0))
                 meta["stats_row_count"] = stats_rows
@@ -674,7 +674,11 @@ class BackupEngine:
         with milvus_errors(milvus, what):
             return job.run()
 
-    def _db_properties(self, client: MilvusClient, db: str) -> dict[str, Any]:
+    def _db_properties(self, client: MilvusClient, db: str, version: str, lite: bool) -> dict[str, Any]:
+        from airflow_milvus_backup.engine.restore import ServerInfo
+
+        if not ServerInfo.detect(version, lite).at_least(2, 4):
+            return {}  # no DescribeDatabase before 2.4: calling it logs pymilvus' RPC error
         try:
             d = dict(client.describe_database(db))
         except Exception:  # noqa: BLE001 - not implemented before Milvus 2.4.x
