@@ -3,7 +3,9 @@
 Connections: ``milvus_default`` (Milvus) and ``aws_default`` (S3; ``endpoint_url`` in its extra for MinIO).
 The bucket comes from the environment variable ``MILVUS_BACKUP_BUCKET`` (default ``milvus-backups``); the
 database from the Airflow Variable ``milvus_backup_db`` (default ``default``). Each backup emits an event on
-the Asset ``milvus-backup://<bucket>/backup``, which schedules ``milvus_restore_drill``.
+the Asset ``milvus-backup://<bucket>/backup``, which schedules ``milvus_restore_drill``. The backup task runs
+in the Airflow pool ``milvus_lite`` (``MILVUS_BACKUP_POOL``; create it with one slot: a Milvus Lite file is
+opened by one process at a time).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from airflow_milvus_backup.operators import (
 )
 
 BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
+POOL = os.environ.get("MILVUS_BACKUP_POOL", "milvus_lite")
 
 with DAG(
     dag_id="milvus_nightly_backup",
@@ -39,6 +42,7 @@ with DAG(
         bucket_name=BUCKET,
         verify=True,
         outlets=[backup_asset(BUCKET, "backup")],
+        pool=POOL,
     )
     retention = MilvusBackupRetentionOperator(
         task_id="retention",

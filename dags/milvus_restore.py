@@ -1,5 +1,6 @@
 """Restore a Milvus backup on demand: trigger with the form (backup name, collections, suffix, drop existing,
-method). ``latest`` restores the newest complete backup. The restore is verified against the backup.
+method). ``latest`` restores the newest complete backup. The restore is verified against the backup. It runs
+in the Airflow pool ``milvus_lite`` (``MILVUS_BACKUP_POOL``), like every example DAG task that opens Milvus.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from airflow.sdk import DAG, Param
 from airflow_milvus_backup.operators import MilvusRestoreOperator
 
 BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
+POOL = os.environ.get("MILVUS_BACKUP_POOL", "milvus_lite")
 
 with DAG(
     dag_id="milvus_restore",
@@ -65,4 +67,5 @@ with DAG(
         method="{{ params.method }}",
         verify=True,
         bucket_name=BUCKET,
+        pool=POOL,
     )

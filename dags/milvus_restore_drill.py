@@ -2,7 +2,8 @@
 the backup and the source collections, report, and always drop the drill collections (a teardown task).
 
 Scheduled on the Asset that ``milvus_nightly_backup`` updates. The drill report is in the log and in the
-XCom of ``drill_report``.
+XCom of ``drill_report``. The tasks that open Milvus run in the Airflow pool ``milvus_lite``
+(``MILVUS_BACKUP_POOL``), so a drill never overlaps the next backup on a Milvus Lite file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from airflow_milvus_backup.operators import MilvusRestoreOperator, backup_asset
 from airflow_milvus_backup.sensors import MilvusBackupSensor
 
 BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
+POOL = os.environ.get("MILVUS_BACKUP_POOL", "milvus_lite")
 SUFFIX = "_drill"
 log = logging.getLogger("milvus_restore_drill")
 
@@ -42,6 +44,7 @@ with DAG(
         verify=True,
         source_milvus_conn_id="milvus_default",
         bucket_name=BUCKET,
+        pool=POOL,
     )
 
     @task(multiple_outputs=False)
@@ -67,6 +70,7 @@ with DAG(
         return report
 
     @teardown
+    @task(pool=POOL)
     def drop_drill_collections(backup: dict[str, Any]) -> list[str]:
         client = MilvusBackupHook().get_conn()
         dropped = []

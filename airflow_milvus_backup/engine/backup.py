@@ -212,6 +212,7 @@ class _PartitionExport:
     def run(self) -> dict[str, Any]:
         """Export the partition; return its manifest entry (name, rows, files)."""
         import numpy as np
+        import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
@@ -227,18 +228,30 @@ class _PartitionExport:
         files: list[Future[dict[str, Any]]] = []
         entry: dict[str, Any] = {"partition": self.partition, "rows": 0, "files": []}
         writer: pq.ParquetWriter | None = None
+        sink: pa.NativeFile | None = None
         tmp_path: Path | None = None
+        encoded = 0  # bytes of the open file already counted in the progress
         file_rows = 0
         file_bytes = 0
         min_pk: Any = None
         max_pk: Any = None
         index = 0
 
+        def count(rows: int = 0) -> None:
+            """Count rows and the Parquet bytes encoded since the last call (progress shows them at once)."""
+            nonlocal encoded
+            size = sink.tell() if sink is not None else encoded
+            self.progress.add(rows=rows, nbytes=size - encoded)
+            encoded = size
+
         def close_file() -> None:
-            nonlocal writer, tmp_path, file_rows, file_bytes, min_pk, max_pk, index
-            if writer is None or tmp_path is None:
+            nonlocal writer, sink, tmp_path, file_rows, file_bytes, min_pk, max_pk, index, encoded
+            if writer is None or tmp_path is None or sink is None:
                 return
             writer.close()
+            count()  # the footer
+            sink.close()
+            encoded = 0
             key = mf.data_file_key(self.meta["db_name"], self.meta["name"], self.partition, index)
             info = {"key": key, "rows": file_rows, "min_pk": min_pk, "max_pk": max_pk}
             path = tmp_path
@@ -248,7 +261,7 @@ class _PartitionExport:
                     self.engine._upload, self.backup, path, info, self.progress, self.upload_slots
                 )
             )
-            writer, tmp_path = None, None
+            writer, sink, tmp_path = None, None, None
             file_rows, file_bytes, min_pk, max_pk = 0, 0, None, None
             index += 1
 
@@ -275,8 +288,9 @@ class _PartitionExport:
                     )
                     os.close(fd)
                     tmp_path = Path(name)
+                    sink = pa.OSFile(str(tmp_path), "wb")
                     writer = pq.ParquetWriter(
-                        str(tmp_path),
+                        sink,
                         self.schema,
                         compression="zstd",
                         compression_level=self.engine.zstd_level,
@@ -291,7 +305,7 @@ class _PartitionExport:
                 file_rows += table.num_rows
                 file_bytes += table.nbytes
                 entry["rows"] += table.num_rows
-                self.progress.add(rows=table.num_rows)
+                count(table.num_rows)
                 if file_bytes >= self.engine.file_bytes:
                     close_file()
             close_file()
@@ -305,6 +319,8 @@ class _PartitionExport:
                     pass
             if writer is not None:
                 writer.close()
+            if sink is not None:
+                sink.close()
             if tmp_path is not None:
                 tmp_path.unlink(missing_ok=True)
             for f in files:
@@ -520,7 +536,7 @@ class BackupEngine:
             for db, coll in selection:
                 _use_database(client, db)
                 if db not in db_props:
-                    db_props[db] = self._db_properties(client, db)
+                    db_props[db] = self._db_properties(client, db, server_version, milvus.is_lite)
                 meta = capture_collection(client, coll, db)
                 stats_rows = int(client.get_collection_stats(coll).get("row_count", 0))
                 meta["stats_row_count"] = stats_rows
@@ -658,7 +674,11 @@ class BackupEngine:
         with milvus_errors(milvus, what):
             return job.run()
 
-    def _db_properties(self, client: MilvusClient, db: str) -> dict[str, Any]:
+    def _db_properties(self, client: MilvusClient, db: str, version: str, lite: bool) -> dict[str, Any]:
+        from airflow_milvus_backup.engine.restore import ServerInfo
+
+        if not ServerInfo.detect(version, lite).at_least(2, 4):
+            return {}  # no DescribeDatabase before 2.4: calling it logs pymilvus' RPC error
         try:
             d = dict(client.describe_database(db))
         except Exception:  # noqa: BLE001 - not implemented before Milvus 2.4.x
@@ -672,7 +692,6 @@ class BackupEngine:
         try:
             digest, size = file_sha256(path)
             self.storage.put_file(f"{backup}/{info['key']}", path)
-            progress.add(nbytes=size)
             return {**info, "size": size, "sha256": digest}
         finally:
             path.unlink(missing_ok=True)

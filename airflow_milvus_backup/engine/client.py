@@ -15,6 +15,7 @@ from airflow_milvus_backup.engine.errors import (
     DatabaseNotFoundError,
     MilvusAuthenticationError,
     MilvusConnectionError,
+    MilvusLiteLockedError,
 )
 
 if TYPE_CHECKING:
@@ -226,6 +227,8 @@ def connect(params: MilvusParams) -> MilvusClient:
     kwargs = params.client_kwargs()
     if _shares_connections():
         kwargs["dedicated"] = True
+    if params.is_lite:
+        _check_lite_lock(kwargs["uri"])
     with milvus_errors(params, "Connect"):
         try:
             for attempt in Retrying(
@@ -250,7 +253,25 @@ def connect(params: MilvusParams) -> MilvusClient:
                     "create it or fix "
                     "db_name."
                 ) from None
+            if params.is_lite:
+                _check_lite_lock(kwargs["uri"], after_failure=True)
             if isinstance(e, MilvusException) and not is_connection_failure(e):
                 raise
             raise _connection_error(params, e, "Connect") from None
     return client
+
+
+def _check_lite_lock(path: str, *, after_failure: bool = False) -> None:
+    """Raise :class:`MilvusLiteLockedError` if another process holds the Lite file ``path``.
+
+    Checked before opening (unless this process serves the file already), so the failure is one clear
+    message instead of Milvus Lite's traceback and pymilvus' "Open local milvus failed"; and after a failed
+    open, for a lock taken in between.
+    """
+    from airflow_milvus_backup.engine import lite
+
+    if not after_failure and lite.server_running(path):
+        return
+    holders = lite.held_elsewhere(path)
+    if holders:
+        raise MilvusLiteLockedError(lite.locked_message("Connect", path, holders)) from None

@@ -86,6 +86,10 @@ class MilvusConnectionError(MilvusBackupError):
     retryable = True
 
 
+class MilvusLiteLockedError(MilvusConnectionError):
+    """Another process holds the lock of the Milvus Lite file: retried, as that process may finish soon."""
+
+
 class MilvusAuthenticationError(MilvusConnectionError):
     """Milvus refused the user, password or token: running again without fixing them cannot succeed."""
 

@@ -97,6 +97,7 @@ from airflow_milvus_backup.engine.errors import (
     TargetExistsError,
     UnsupportedError,
 )
+from airflow_milvus_backup.engine.indexes import create_index
 from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
@@ -1732,7 +1733,7 @@ class RestoreEngine:
             if params:
                 kwargs["params"] = params
             ip.add_index(spec["field_name"], **kwargs)
-            c.create_index(t.name, ip)
+            create_index(c, t.name, ip, lite=plan.server.lite)
 
         try:
             attempt(str(spec["index_type"]), spec["params"])

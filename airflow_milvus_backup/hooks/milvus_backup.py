@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from airflow_milvus_backup.engine.backup import BackupEngine
+    from airflow_milvus_backup.engine.pymilvus_logs import PymilvusLogRouter
     from airflow_milvus_backup.engine.restore import RestoreEngine
     from airflow_milvus_backup.engine.storage import Storage
 
@@ -273,6 +275,21 @@ class MilvusBackupHook(BaseHook):
             text = text.replace(s, "***")
         return text
 
+    @cached_property
+    def pymilvus_logs(self) -> PymilvusLogRouter:
+        """Routes pymilvus' log lines to :attr:`engine_logger` while the engine works (once per hook)."""
+        from airflow_milvus_backup.engine.pymilvus_logs import PymilvusLogRouter
+
+        return PymilvusLogRouter(self.engine_logger, self.milvus_params.address, self.scrub)
+
+    @contextmanager
+    def _milvus_work(self) -> Iterator[None]:
+        """Map engine errors, and route pymilvus' log lines to the task log (not stderr: ERROR in Airflow)."""
+        with engine_errors_as_airflow(self.scrub):
+            router = self.pymilvus_logs
+            with router:
+                yield
+
     # ------------------------------------------------------------------------------------------- Milvus
     def get_conn(self) -> MilvusClient:
         """Return a connected ``MilvusClient`` for the configured database."""
@@ -287,9 +304,14 @@ class MilvusBackupHook(BaseHook):
         return self.get_conn()
 
     def test_connection(self) -> tuple[bool, str]:
-        """Connect to Milvus and list the collections of the database; return ``(ok, message)``."""
+        """Connect to Milvus and list the collections of the database; return ``(ok, message)``.
+
+        A Milvus Lite file is released afterwards (unless this process used it already), so other processes
+        can open it.
+        """
         from pymilvus.exceptions import MilvusException
 
+        from airflow_milvus_backup.engine import lite
         from airflow_milvus_backup.engine.client import connect
         from airflow_milvus_backup.engine.errors import MilvusBackupError
 
@@ -299,12 +321,14 @@ class MilvusBackupHook(BaseHook):
                 # Opening a Lite path creates the file: a typo would pass the test and back up nothing.
                 missing = f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
                 return False, missing
-            client = connect(params)
-            try:
-                version = client.get_server_version()
-                names = client.list_collections()
-            finally:
-                client.close()
+            # The Test button runs in the API server, which lives on: it must not keep the file's lock.
+            with lite.released_after(params.uri) if params.is_lite else nullcontext():
+                client = connect(params)
+                try:
+                    version = client.get_server_version()
+                    names = client.list_collections()
+                finally:
+                    client.close()
         except (MilvusBackupError, MilvusException, MilvusBackupConfigError) as e:
             return False, self.scrub(str(getattr(e, "message", None) or e))
         return True, (
@@ -424,7 +448,7 @@ class MilvusBackupHook(BaseHook):
         :param db_name: the database of bare names (default: the connection's).
         :param overwrite: replace an existing backup of that name.
         """
-        with engine_errors_as_airflow(self.scrub):
+        with self._milvus_work():
             return self.backup_engine().create(
                 self.milvus_params, backup_name, collection_names, db_name=db_name, overwrite=overwrite
             )
@@ -478,19 +502,19 @@ class MilvusBackupHook(BaseHook):
         :param collection_names: which collections of the backup; default all.
         :param kwargs: the engine's restore options (``collection_suffix``, ``drop_existing``, ``method``...).
         """
-        with engine_errors_as_airflow(self.scrub):
+        with self._milvus_work():
             return self.restore_engine().restore(self.milvus_params, backup_name, collection_names, **kwargs)
 
     def submit_restore(
         self, backup_name: str, collection_names: Iterable[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         """Start a restore without waiting for bulk import jobs; return its status (with ``restore_id``)."""
-        with engine_errors_as_airflow(self.scrub):
+        with self._milvus_work():
             return self.restore_engine().submit(self.milvus_params, backup_name, collection_names, **kwargs)
 
     def poll_restore(self, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Advance a submitted restore; return its status (``state``: executing, success or failed)."""
-        with engine_errors_as_airflow(self.scrub):
+        with self._milvus_work():
             return self.restore_engine().poll(self.milvus_params, backup_name, restore_id)
 
     def restore_status(self, backup_name: str, restore_id: str) -> dict[str, Any]:
@@ -522,7 +546,7 @@ class MilvusBackupHook(BaseHook):
         """
         from airflow_milvus_backup.engine import verify
 
-        with engine_errors_as_airflow(self.scrub):
+        with self._milvus_work():
             return verify.verify_restore(
                 self.milvus_params,
                 self.storage,
