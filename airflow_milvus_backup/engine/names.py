@@ -135,6 +135,19 @@ def select_collections(
     return chosen
 
 
+def restore_database(target_db_name: str | None, connection_db: str | None) -> str:
+    """Return the database a restore writes to: ``target_db_name`` if given, else the connection's database.
+
+    Never the source database implicitly: a connection to ``staging`` restores into ``staging``, whatever
+    database the backup came from (an explicit ``db.name`` in a rename rule still wins for its collections).
+
+    :param target_db_name: the restore's ``target_db_name`` option (``None`` or ``""``: not set).
+    :param connection_db: the target connection's database (``MilvusParams.db_name``; empty means
+        ``default``).
+    """
+    return target_db_name or connection_db or DEFAULT_DB
+
+
 def map_target(
     db: str,
     collection: str,

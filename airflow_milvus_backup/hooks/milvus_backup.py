@@ -474,6 +474,9 @@ class MilvusBackupHook(BaseHook):
     ) -> dict[str, Any]:
         """Restore a backup and wait for it; return the engine's report (see ``RestoreEngine.restore``).
 
+        The collections go into the connection's database (its Schema; ``default`` when empty) unless
+        ``target_db_name`` names another one.
+
         :param backup_name: the backup's name.
         :param collection_names: which collections of the backup; default all.
         :param kwargs: the engine's restore options (``collection_suffix``, ``drop_existing``, ``method``...).
