@@ -12,7 +12,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,3 +202,180 @@ def test_restore_operator_with_a_staging_connection_restores_into_staging(
     _assert_restored_into_staging(lite_uri, coll, result["restore"])
     assert result["verify"]["ok"]
     assert [c["target"] for c in result["verify"]["collections"]] == [f"staging.{coll}"]
+
+
+# ---------------------------------------------------------------------------- delete vs a live restore
+_RESTORE_CHILD = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import boto3
+    from airflow_milvus_backup.engine import LocalStorage, MilvusParams, S3Storage
+    from airflow_milvus_backup.engine.restore import RestoreEngine
+
+    cfg = json.loads(sys.argv[1])
+    base = LocalStorage if cfg["kind"] == "local" else S3Storage
+
+    class Blocking(base):
+        # the first data download waits for the test: the restore is live and reading the backup
+        def download(self, key, path):
+            if "/data/" in key and not os.path.exists(cfg["marker"]):
+                open(cfg["marker"], "w").close()
+                deadline = time.monotonic() + 120
+                while not os.path.exists(cfg["go"]) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            super().download(key, path)
+
+    if cfg["kind"] == "local":
+        storage = Blocking(cfg["path"])
+    else:
+        client = boto3.client(
+            "s3", endpoint_url=cfg["endpoint"], aws_access_key_id=cfg["key"],
+            aws_secret_access_key=cfg["secret"], region_name="us-east-1",
+        )
+        storage = Blocking(client, cfg["bucket"], "backup")
+    try:
+        r = RestoreEngine(storage, status_ttl=8.0).restore(
+            MilvusParams(uri=cfg["milvus"]), cfg["name"], collection_suffix="_live"
+        )
+        out = {"ok": True, "state": r["state"]}
+    except Exception as e:
+        out = {"ok": False, "type": type(e).__name__, "message": str(e)}
+    print(json.dumps(out), flush=True)
+    """
+)
+
+
+class LiveRestore:
+    """A real restore in a child process, stopped inside its first data download until :meth:`go`."""
+
+    def __init__(self, tmp_path: Path, cfg: dict[str, Any]) -> None:
+        script = tmp_path / "restore_child.py"
+        script.write_text(_RESTORE_CHILD)
+        self.marker = tmp_path / "marker"
+        self.go_file = tmp_path / "go"
+        cfg = {**cfg, "marker": str(self.marker), "go": str(self.go_file)}
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), json.dumps(cfg)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_reading(self) -> None:
+        deadline = time.monotonic() + 120
+        while not self.marker.exists():
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"restore child exited early: {err[-3000:]}")
+            assert time.monotonic() < deadline, "the restore never started reading"
+            time.sleep(0.05)
+
+    def go(self) -> dict[str, Any]:
+        self.go_file.touch()
+        out, err = self.proc.communicate(timeout=180)
+        assert self.proc.returncode == 0, err[-3000:]
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(params=["local", "s3"])
+def live_backup(request: pytest.FixtureRequest, milvus_lite_server: Any, tmp_path: Path) -> Any:
+    """A backup ``b_live`` of 300 rows, its storage (a directory or a bucket) and the child's config."""
+    client = open_client(milvus_lite_server.uri)
+    coll = f"live_{uuid.uuid4().hex[:6]}"
+    make_collection(client, coll, 300)
+    cfg: dict[str, Any] = {"kind": request.param, "milvus": milvus_lite_server.uri, "name": "b_live"}
+    if request.param == "local":
+        storage: Any = LocalStorage(tmp_path / "backups")
+        cfg["path"] = str(tmp_path / "backups")
+    else:
+        from airflow_milvus_backup.engine import S3Storage
+
+        s3 = request.getfixturevalue("s3_server")
+        bucket = request.getfixturevalue("bucket")
+        storage = S3Storage(s3.client(), bucket, "backup")
+        cfg.update(endpoint=s3.endpoint_url, key=s3.access_key, secret=s3.secret_key, bucket=bucket)
+    BackupEngine(storage).create(MilvusParams(uri=milvus_lite_server.uri), "b_live", [coll])
+    yield storage, cfg, client, coll
+    for name in (coll, f"{coll}_live"):
+        if client.has_collection(name):
+            client.drop_collection(name)
+    client.close()
+
+
+def test_delete_refuses_a_backup_a_live_restore_reads_naming_the_restore(
+    live_backup: Any, tmp_path: Path
+) -> None:
+    from airflow_milvus_backup.engine.errors import BackupInProgressError
+    from airflow_milvus_backup.exceptions import MilvusBackupException
+    from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+
+    storage, cfg, client, coll = live_backup
+    engine = BackupEngine(storage)
+    child = LiveRestore(tmp_path, cfg)
+    try:
+        child.wait_reading()
+        [restore] = RestoreEngine(storage).list_restores("b_live")
+        with pytest.raises(BackupInProgressError) as e:
+            engine.delete("b_live")
+        for part in (restore["restore_id"], f"pid {child.proc.pid}", socket.gethostname(), "force=True"):
+            assert part in str(e.value)
+        if cfg["kind"] == "local":
+            hook = MilvusBackupHook(local_path=cfg["path"])
+            with pytest.raises(MilvusBackupException, match=restore["restore_id"]):
+                hook.delete_backup("b_live")
+        assert engine.get("b_live")["totals"]["rows"] == 300, "the backup is intact"
+        out = child.go()
+    finally:
+        child.kill()
+    assert out == {"ok": True, "state": "success"}
+    assert pks(client, f"{coll}_live") == list(range(300))
+
+
+def test_forced_delete_fails_the_live_restore_clearly_and_its_status_never_recreates_the_backup(
+    live_backup: Any, tmp_path: Path
+) -> None:
+    storage, cfg, client, coll = live_backup
+    engine = BackupEngine(storage)
+    child = LiveRestore(tmp_path, cfg)
+    try:
+        child.wait_reading()
+        [restore] = RestoreEngine(storage).list_restores("b_live")
+        engine.delete("b_live", force=True)
+        time.sleep(5)  # the restore's heartbeat (every 2 s) runs meanwhile
+        assert list(storage.list("b_live/")) == [], "the heartbeat re-created the deleted backup's folder"
+        out = child.go()
+    finally:
+        child.kill()
+    assert out["ok"] is False
+    assert out["type"] == "BackupDeletedError"
+    assert "Backup 'b_live'" in out["message"]
+    assert "was deleted while restore" in out["message"]
+    assert restore["restore_id"] in out["message"]
+    assert "damaged" not in out["message"]
+    assert list(storage.list("b_live/")) == []
+    assert "b_live" not in [b["name"] for b in engine.list()], "no phantom partial backup"
+
+
+def test_live_readers_and_the_refusal_message_are_pure_decisions() -> None:
+    from airflow_milvus_backup.engine.readers import live_readers, reader_problem
+
+    bodies = [
+        {"restore_id": "r_done", "state": "success", "host": "h1", "pid": 1},
+        {"restore_id": "r_dead", "state": "executing", "host": "h1", "pid": 2},
+        {"restore_id": "r_live", "state": "executing", "host": "h2", "pid": 77, "started_at": "t0"},
+    ]
+    live = live_readers(bodies, alive=lambda b: b["restore_id"] != "r_dead")
+    assert [b["restore_id"] for b in live] == ["r_live"]
+    assert reader_problem("b1", "s3://x/backup", []) is None
+    msg = reader_problem("b1", "s3://x/backup", live)
+    assert msg is not None
+    for part in ("'b1'", "s3://x/backup", "restore r_live", "host h2", "pid 77", "force=True"):
+        assert part in msg
+    detached = reader_problem("b1", "d", [{"restore_id": "r9", "detached": True, "host": "h"}])
+    assert detached is not None
+    assert "detached restore" in detached

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine import readers
 from airflow_milvus_backup.engine.arrow import (
     arrow_schema,
     dictionary_columns,
@@ -749,9 +750,11 @@ class BackupEngine:
     def delete(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
         """Delete every object of a backup, complete or partial; return what was deleted.
 
-        :param force: delete even while a live process holds the backup's lock.
+        :param force: delete even while a live process writes the backup or a live restore reads it (that
+            restore then stops with :class:`BackupDeletedError`).
         :raises BackupNotFoundError: nothing is stored under that name.
-        :raises BackupInProgressError: the backup is being written (without ``force``).
+        :raises BackupInProgressError: the backup is being written, or read by a live restore (the message
+            names the restore, its host and pid) (without ``force``).
         """
         name = validate_backup_name(backup_name)
         objs = list(self.storage.list(f"{name}/"))
@@ -767,6 +770,7 @@ class BackupEngine:
                     "wait for "
                     "it to finish, or pass force=True."
                 )
+            readers.refuse_delete_while_read(self.storage, name)
         self._clear(name)
         size = sum(o.size for o in objs)
         self.log.info("Deleted backup %s: %d object(s), %s", name, len(objs), human_bytes(size))

@@ -30,6 +30,10 @@ class BackupNotFoundError(NotFoundError):
     """No backup of that name under the storage root."""
 
 
+class BackupDeletedError(BackupNotFoundError):
+    """The backup was deleted (``delete(force=True)``) while a restore read it; the restore stopped."""
+
+
 class CollectionNotFoundError(NotFoundError):
     """A collection named by the caller is not in Milvus or not in the backup."""
 

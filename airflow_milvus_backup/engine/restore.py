@@ -81,9 +81,11 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine import readers
 from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
 from airflow_milvus_backup.engine.client import MilvusParams, connect, is_connection_failure, milvus_errors
 from airflow_milvus_backup.engine.errors import (
+    BackupDeletedError,
     CollectionNotFoundError,
     IntegrityError,
     InvalidArgumentError,
@@ -345,7 +347,11 @@ class ServerInfo:
 
 # ------------------------------------------------------------------------------------------------ status
 class _StatusLease(leases.Lease):
-    """A lease whose body is the restore status, written under one lock (heartbeat and updates)."""
+    """A lease whose body is the restore status, written under one lock (heartbeat and updates).
+
+    It is written only while the backup's manifest exists: a backup deleted under a running restore is never
+    re-created by its status (checked before and after each write; :mod:`~.readers`).
+    """
 
     def __init__(
         self, storage: Storage, key: str, body: dict[str, Any], ttl: float, lock: threading.RLock
@@ -354,8 +360,16 @@ class _StatusLease(leases.Lease):
         self._lock = lock
 
     def write(self, exclusive: bool = False) -> bool:  # noqa: D102
+        backup, rid = str(self.body["backup_name"]), str(self.body["restore_id"])
         with self._lock:
-            return super().write(exclusive)
+            readers.check_not_deleted(self.storage, backup, rid)
+            stored = super().write(exclusive)
+            try:
+                readers.check_not_deleted(self.storage, backup, rid)  # deleted while we wrote
+            except BackupDeletedError:
+                self.storage.delete([self.key])
+                raise
+            return stored
 
 
 class _Status:
@@ -416,6 +430,8 @@ class _Status:
 
     def fail(self, exc: BaseException) -> None:
         """Record a failure (state ``failed``, the error message) and persist it; never raises."""
+        if isinstance(exc, BackupDeletedError):
+            return  # no status is kept for a deleted backup
         msg = str(exc) or type(exc).__name__
         with self.lock:
             self.body["state"] = FAILED
@@ -1941,6 +1957,7 @@ class RestoreEngine:
             try:
                 self.storage.download(key, tmp)
             except StorageNotFoundError:
+                readers.check_not_deleted(self.storage, plan.backup, plan.restore_id)
                 raise _missing_object(plan.backup, key, self.storage.description) from None
             digest, size = file_sha256(tmp)
             _check_digest(plan.backup, key, digest, size, f, self.storage.description)

@@ -450,8 +450,11 @@ class MilvusBackupHook(BaseHook):
     def delete_backup(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
         """Delete a backup (complete or partial).
 
+        Refused while a live process writes it or a live restore reads it (the message names the restore, its
+        host and pid).
+
         :param backup_name: the backup's name.
-        :param force: delete even while a live process writes it.
+        :param force: delete even then (a restore reading it stops with "deleted while restoring").
         """
         with engine_errors_as_airflow(self.scrub):
             return self.backup_engine().delete(backup_name, force=force)
@@ -542,16 +545,10 @@ class MilvusBackupHook(BaseHook):
 
         :param backup_name: the backup's name.
         """
-        from airflow_milvus_backup.engine import lease
-        from airflow_milvus_backup.engine.names import validate_backup_name
+        from airflow_milvus_backup.engine import readers
 
         with engine_errors_as_airflow(self.scrub):
-            prefix = f"{validate_backup_name(backup_name)}/restores/"
-            return [
-                b
-                for b in lease.read_leases(self.storage, prefix)
-                if b.get("state") == RESTORE_EXECUTING and lease.is_alive(b)
-            ]
+            return readers.live_restores(self.storage, backup_name)
 
     def with_database(self, db_name: str) -> MilvusParams:
         """Return :attr:`milvus_params` for another database."""
