@@ -50,7 +50,8 @@ with DAG(
         report = {
             "backup_name": result["backup_name"],
             "restore_id": result["restore_id"],
-            "verified": bool((result["verify"] or {}).get("ok")),
+            # nothing compared is not verified (an empty backup: wrong database or Milvus Lite path?)
+            "verified": bool((result["verify"] or {}).get("ok")) and bool(checks),
             "collections": [
                 {
                     "source": c["source"],

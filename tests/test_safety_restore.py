@@ -32,7 +32,7 @@ from airflow_env import Conns, milvus_conn_json, run_dag, task_states, xcoms
 from pymilvus import DataType, MilvusClient
 from servers import open_client
 
-from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams
+from airflow_milvus_backup.engine import BackupEngine, BackupNotFoundError, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.names import map_target
 from airflow_milvus_backup.engine.restore import RestoreEngine
 
@@ -379,3 +379,137 @@ def test_live_readers_and_the_refusal_message_are_pure_decisions() -> None:
     detached = reader_problem("b1", "d", [{"restore_id": "r9", "detached": True, "host": "h"}])
     assert detached is not None
     assert "detached restore" in detached
+
+
+# ------------------------------------------------------------------------------------------ empty backups
+def test_backing_up_zero_collections_is_refused_unless_allowed(lite_uri: str, tmp_path: Path) -> None:
+    from airflow_milvus_backup.engine.errors import MilvusBackupError
+
+    MilvusClient(lite_uri).close()  # an existing Milvus Lite database without collections
+    storage = LocalStorage(tmp_path / "backups")
+    engine = BackupEngine(storage)
+    params = MilvusParams(uri=lite_uri)
+    with pytest.raises(MilvusBackupError, match=r"database 'default'.*no collections.*allow_empty=True") as e:
+        engine.create(params, "empty")
+    assert type(e.value).__name__ == "EmptyBackupError"
+    assert lite_uri in str(e.value)
+    assert list(storage.list("empty/")) == [], "a refused backup writes nothing"
+    summary = engine.create(params, "empty", allow_empty=True)
+    assert (summary["collections"], summary["rows"]) == ([], 0)
+    assert engine.get("empty")["totals"]["collections"] == 0
+
+
+def test_empty_selection_rule_is_a_pure_decision() -> None:
+    from airflow_milvus_backup.engine.errors import EmptyBackupError
+    from airflow_milvus_backup.engine.names import check_not_empty
+
+    check_not_empty([("default", "c1")], "default", "Milvus at x")
+    check_not_empty([], "default", "Milvus at x", allow_empty=True)
+    with pytest.raises(EmptyBackupError, match=r"database 'staging' of Milvus at x has no collections"):
+        check_not_empty([], "staging", "Milvus at x")
+
+
+def test_verify_restore_with_nothing_to_compare_does_not_pass(lite_uri: str, tmp_path: Path) -> None:
+    from airflow_milvus_backup.engine.verify import verify_restore
+
+    MilvusClient(lite_uri).close()
+    storage = LocalStorage(tmp_path / "backups")
+    params = MilvusParams(uri=lite_uri)
+    BackupEngine(storage).create(params, "empty", allow_empty=True)
+    report = RestoreEngine(storage).restore(params, "empty")
+    assert report["collections"] == []
+    v = verify_restore(params, storage, "empty", report)
+    assert v["ok"] is False
+    assert "'empty'" in v["errors"][0]
+    assert "nothing was restored" in v["errors"][0]
+
+
+def test_latest_is_the_newest_complete_backup_with_data(lite_uri: str, tmp_path: Path) -> None:
+    client = MilvusClient(lite_uri)
+    make_collection(client, "c1", 20)
+    client.create_database("nothing")
+    client.close()
+    storage = LocalStorage(tmp_path / "backups")
+    engine = BackupEngine(storage)
+    engine.create(MilvusParams(uri=lite_uri), "b1_data")
+    time.sleep(0.05)
+    engine.create(MilvusParams(uri=lite_uri, db_name="nothing"), "b2_empty", allow_empty=True)
+    assert engine.latest()["name"] == "b1_data"
+    assert engine.latest(allow_empty=True)["name"] == "b2_empty"
+    with pytest.raises(BackupNotFoundError, match=r"b2\*.*1 complete backup\(s\) without collections"):
+        engine.latest("b2")
+
+
+def test_operators_refuse_a_missing_lite_path_and_empty_backups_and_latest_skips_empty_ones(
+    airflow_conns: Conns,
+    lite_client: MilvusClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+    from airflow_milvus_backup.operators import MilvusBackupOperator, MilvusRestoreOperator, backup_asset
+    from airflow_milvus_backup.sensors import MilvusBackupSensor
+
+    make_collection(lite_client, "c1", 40)
+    bucket = airflow_conns.bucket
+    MilvusBackupHook(bucket_name=bucket).create_backup("b1_data")
+    typo = tmp_path / "milvsu.db"  # a typo of a Milvus Lite path: Milvus Lite would create an empty db there
+    empty = tmp_path / "empty.db"
+    MilvusClient(str(empty)).close()
+    airflow_env.release_lite(str(empty))
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_TYPO", json.dumps({"conn_type": "milvus", "host": str(typo)}))
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_EMPTY", json.dumps({"conn_type": "milvus", "host": str(empty)}))
+    asset = backup_asset(bucket, "backup")
+    with _dag("t_empty") as dag:
+        common: dict[str, Any] = {"bucket_name": bucket}
+        MilvusBackupOperator(task_id="typo_backup", milvus_conn_id="milvus_typo", outlets=[asset], **common)
+        MilvusRestoreOperator(task_id="typo_restore", milvus_conn_id="milvus_typo", **common)
+        MilvusBackupOperator(task_id="empty_backup", milvus_conn_id="milvus_empty", outlets=[asset], **common)
+        allowed = MilvusBackupOperator(
+            task_id="empty_allowed",
+            milvus_conn_id="milvus_empty",
+            backup_name="b2_empty",
+            allow_empty=True,
+            **common,
+        )
+        latest = MilvusRestoreOperator(task_id="restore_latest", collection_suffix="_l", **common)
+        named = MilvusRestoreOperator(task_id="restore_empty", backup_name="b2_empty", **common)
+        newest = MilvusBackupSensor(
+            task_id="newest", backup_prefix="b", poke_interval=1, timeout=30, **common
+        )
+        allowed >> [latest, named, newest]
+    dr = run_dag(dag)
+    assert task_states(dr) == {
+        "typo_backup": "failed",
+        "typo_restore": "failed",
+        "empty_backup": "failed",
+        "empty_allowed": "success",
+        "restore_latest": "success",
+        "restore_empty": "failed",
+        "newest": "success",
+    }
+    assert not typo.exists(), "no Milvus Lite database was created at the mistyped path"
+    out = capfd.readouterr()
+    text = out.out + out.err + caplog.text
+    assert f"Milvus Lite database file {typo} does not exist here; check Host or URI." in text
+    assert "database 'default' of Milvus at" in text
+    assert "allow_empty=True" in text
+    assert "nothing was restored" in text
+    x = xcoms("t_empty", dr.run_id)
+    assert x[("restore_latest", "return_value")]["backup_name"] == "b1_data"
+    assert x[("newest", "return_value")]["name"] == "b1_data"
+    assert pks(lite_client, "c1_l") == list(range(40))
+    # no Asset event for a backup that did not happen
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == asset.uri)
+            .count()
+        )
+    assert events == 0

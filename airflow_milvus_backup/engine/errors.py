@@ -22,6 +22,10 @@ class BackupNameError(InvalidArgumentError):
     """A backup name breaks the name rule."""
 
 
+class EmptyBackupError(InvalidArgumentError):
+    """A backup would hold no collection (a wrong database or Milvus Lite path?) and empty was not allowed."""
+
+
 class NotFoundError(MilvusBackupError, LookupError):
     """Something the caller named does not exist."""
 

@@ -60,6 +60,21 @@ def _looks_like_lite_path(text: str) -> bool:
     return text.endswith(".db") or text.startswith(("/", "./", "../", "~"))
 
 
+def check_lite_path(params: MilvusParams) -> None:
+    """Refuse a Milvus Lite path that does not exist, before anything opens it.
+
+    Opening a Milvus Lite path creates an empty database there: a typo would back up nothing (and pass),
+    or restore into a file nobody reads. Create a new Milvus Lite file on purpose before pointing a
+    connection at it.
+
+    :raises MilvusBackupConfigError: the path does not exist.
+    """
+    if params.is_lite and not os.path.exists(params.uri):
+        raise MilvusBackupConfigError(
+            f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
+        )
+
+
 def milvus_params_from_connection(conn: Connection) -> MilvusParams:
     """Build engine parameters from a ``milvus`` connection.
 
@@ -224,6 +239,7 @@ class MilvusBackupHook(BaseHook):
     def milvus_params(self) -> MilvusParams:
         """How the engine reaches Milvus (from ``backup_config`` or the ``milvus`` connection)."""
         if self.config is not None and self.config.milvus is not None:
+            check_lite_path(self.config.milvus)
             return self.config.milvus
         return self.milvus_params_for(self.milvus_conn_id)
 
@@ -238,6 +254,7 @@ class MilvusBackupHook(BaseHook):
             )
         params = milvus_params_from_connection(self.get_connection(conn_id))
         _mask(params.secrets())
+        check_lite_path(params)
         return params
 
     @property
@@ -294,11 +311,7 @@ class MilvusBackupHook(BaseHook):
         from airflow_milvus_backup.engine.errors import MilvusBackupError
 
         try:
-            params = self.milvus_params
-            if params.is_lite and not os.path.exists(params.uri):
-                # Opening a Lite path creates the file: a typo would pass the test and back up nothing.
-                missing = f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
-                return False, missing
+            params = self.milvus_params  # a Milvus Lite path that does not exist is refused here
             client = connect(params)
             try:
                 version = client.get_server_version()
@@ -415,6 +428,7 @@ class MilvusBackupHook(BaseHook):
         *,
         db_name: str | None = None,
         overwrite: bool = False,
+        allow_empty: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return the summary (backup_name, backup_id, collections, rows, bytes...).
 
@@ -423,10 +437,16 @@ class MilvusBackupHook(BaseHook):
             ``db_name``.
         :param db_name: the database of bare names (default: the connection's).
         :param overwrite: replace an existing backup of that name.
+        :param allow_empty: back up a database without collections on purpose (otherwise refused).
         """
         with engine_errors_as_airflow(self.scrub):
             return self.backup_engine().create(
-                self.milvus_params, backup_name, collection_names, db_name=db_name, overwrite=overwrite
+                self.milvus_params,
+                backup_name,
+                collection_names,
+                db_name=db_name,
+                overwrite=overwrite,
+                allow_empty=allow_empty,
             )
 
     def list_backups(self, prefix: str = "") -> list[dict[str, Any]]:
@@ -442,10 +462,14 @@ class MilvusBackupHook(BaseHook):
         with engine_errors_as_airflow(self.scrub):
             return self.backup_engine().get(backup_name)
 
-    def latest_backup(self, prefix: str = "") -> dict[str, Any]:
-        """Return the list entry of the newest complete backup whose name starts with ``prefix``."""
+    def latest_backup(self, prefix: str = "", *, allow_empty: bool = False) -> dict[str, Any]:
+        """Return the list entry of the newest complete backup with data whose name starts with ``prefix``.
+
+        :param prefix: only names starting with it count.
+        :param allow_empty: also count complete backups without collections.
+        """
         with engine_errors_as_airflow(self.scrub):
-            return self.backup_engine().latest(prefix or "")
+            return self.backup_engine().latest(prefix or "", allow_empty=allow_empty)
 
     def delete_backup(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
         """Delete a backup (complete or partial).
