@@ -324,6 +324,9 @@ def test_delete_refuses_a_backup_a_live_restore_reads_naming_the_restore(
             engine.delete("b_live")
         for part in (restore["restore_id"], f"pid {child.proc.pid}", socket.gethostname(), "force=True"):
             assert part in str(e.value)
+        # overwriting it would delete it just the same
+        with pytest.raises(BackupInProgressError, match=restore["restore_id"]):
+            engine.create(MilvusParams(uri=cfg["milvus"]), "b_live", [coll], overwrite=True)
         if cfg["kind"] == "local":
             hook = MilvusBackupHook(local_path=cfg["path"])
             with pytest.raises(MilvusBackupException, match=restore["restore_id"]):

@@ -468,6 +468,7 @@ class BackupEngine:
                 "or choose another name."
             )
         if overwrite:
+            readers.refuse_delete_while_read(self.storage, name, overwrite=True)
             return
         if self.storage.exists(mf.manifest_key(name)):
             raise BackupExistsError(

@@ -43,23 +43,37 @@ def live_restores(storage: Storage, backup_name: str) -> list[dict[str, Any]]:
     return live_readers(leases.read_leases(storage, f"{name}/{mf.RESTORES}"))
 
 
-def reader_problem(backup: str, where: str, readers: list[dict[str, Any]]) -> str | None:
-    """Return why ``backup`` must not be deleted now (naming the restore, host and pid), or ``None``."""
+def reader_problem(
+    backup: str, where: str, readers: list[dict[str, Any]], *, overwrite: bool = False
+) -> str | None:
+    """Return why ``backup`` must not be deleted (or overwritten) now, naming the restore, host and pid.
+
+    :param backup: the backup's name.
+    :param where: the storage, for the message.
+    :param readers: its live restores (:func:`live_restores`).
+    :param overwrite: the backup would be overwritten (``create(overwrite=True)``), not deleted.
+    :returns: the message, or ``None`` when nothing reads it.
+    """
     if not readers:
         return None
     r = readers[0]
     who = "a detached restore (import jobs running)" if r.get("detached") else f"pid {r.get('pid')}"
     more = f" and {len(readers) - 1} other restore(s)" if len(readers) > 1 else ""
+    verb, fix = (
+        ("overwriting", "write it under another name") if overwrite else ("deleting", "pass force=True")
+    )
     return (
         f"Backup {backup!r} in {where} is being read by restore {r.get('restore_id')} (host {r.get('host')}, "
-        f"{who}, since {r.get('first_started_at') or r.get('started_at')}){more}; deleting it would fail "
-        "that restore halfway. Wait for the restore to finish, or pass force=True."
+        f"{who}, since {r.get('first_started_at') or r.get('started_at')}){more}; {verb} it would fail "
+        f"that restore halfway. Wait for the restore to finish, or {fix}."
     )
 
 
-def refuse_delete_while_read(storage: Storage, backup_name: str) -> None:
-    """Raise :class:`BackupInProgressError` if a live restore reads the backup."""
-    problem = reader_problem(backup_name, storage.description, live_restores(storage, backup_name))
+def refuse_delete_while_read(storage: Storage, backup_name: str, *, overwrite: bool = False) -> None:
+    """Raise :class:`BackupInProgressError` if a live restore reads the backup (:func:`reader_problem`)."""
+    problem = reader_problem(
+        backup_name, storage.description, live_restores(storage, backup_name), overwrite=overwrite
+    )
     if problem:
         raise BackupInProgressError(problem)
 
