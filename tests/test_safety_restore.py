@@ -181,7 +181,12 @@ def _dag(dag_id: str) -> DAG:
 
 
 def test_restore_operator_with_a_staging_connection_restores_into_staging(
-    airflow_conns: Conns, lite_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    airflow_conns: Conns,
+    lite_uri: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from airflow_milvus_backup.operators import MilvusRestoreOperator
 
@@ -198,6 +203,10 @@ def test_restore_operator_with_a_staging_connection_restores_into_staging(
         )
     dr = run_dag(dag)
     assert task_states(dr) == {"restore": "success"}
+    out = capfd.readouterr()
+    text = out.out + out.err + caplog.text
+    assert "Restoring every collection of backup b_default into database staging" in text
+    assert f"Dropping existing collection staging.{coll}" in text
     result = xcoms("t_restore_staging", dr.run_id)[("restore", "return_value")]
     _assert_restored_into_staging(lite_uri, coll, result["restore"])
     assert result["verify"]["ok"]

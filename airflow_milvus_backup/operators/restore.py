@@ -173,9 +173,10 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         collections = as_name_list(self.collection_names, "collection_names")
         kwargs = self.restore_kwargs()
         self.log.info(
-            "Restoring %s of backup %s (method %s%s%s)",
+            "Restoring %s of backup %s into database %s (method %s%s%s)",
             ", ".join(collections) if collections else "every collection",
             name,
+            kwargs["target_db_name"] or self.hook.milvus_params.db_name,
             kwargs["method"],
             f", suffix {kwargs['collection_suffix']!r}" if kwargs["collection_suffix"] else "",
             ", dropping existing targets" if kwargs["drop_existing"] else "",
