@@ -48,7 +48,7 @@ with DAG(
             False,
             type="boolean",
             title="Drop existing",
-            description="Drop a target collection that exists already.",
+            description="Drop a target collection that exists already (in the connection's database).",
         ),
         "method": Param(
             "auto",

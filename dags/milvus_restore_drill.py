@@ -53,7 +53,8 @@ with DAG(
         report = {
             "backup_name": result["backup_name"],
             "restore_id": result["restore_id"],
-            "verified": bool((result["verify"] or {}).get("ok")),
+            # nothing compared is not verified (an empty backup: wrong database or Milvus Lite path?)
+            "verified": bool((result["verify"] or {}).get("ok")) and bool(checks),
             "collections": [
                 {
                     "source": c["source"],
@@ -72,15 +73,17 @@ with DAG(
     @teardown
     @task(pool=POOL)
     def drop_drill_collections(backup: dict[str, Any]) -> list[str]:
-        client = MilvusBackupHook().get_conn()
+        # the drill restored into the connection's database (no target_db_name), whatever the source's was
+        hook = MilvusBackupHook()
+        db = hook.milvus_params.db_name
+        client = hook.get_conn()
         dropped = []
         try:
             for qualified in backup["collections"]:
-                db, name = qualified.split(".", 1)
-                client.use_database(db)
-                if client.has_collection(name + SUFFIX):
-                    client.drop_collection(name + SUFFIX)
-                    dropped.append(f"{db}.{name}{SUFFIX}")
+                name = qualified.split(".", 1)[1] + SUFFIX
+                if client.has_collection(name):
+                    client.drop_collection(name)
+                    dropped.append(f"{db}.{name}")
         finally:
             client.close()
         log.info("Dropped drill collections: %s", dropped)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine import readers
 from airflow_milvus_backup.engine.arrow import (
     arrow_schema,
     dictionary_columns,
@@ -45,6 +46,7 @@ from airflow_milvus_backup.engine.errors import (
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     NAME_RE,
+    check_not_empty,
     select_collections,
     validate_backup_name,
 )
@@ -387,6 +389,7 @@ class BackupEngine:
         *,
         db_name: str | None = None,
         overwrite: bool = False,
+        allow_empty: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return a summary (name, id, collections, rows, bytes, seconds).
 
@@ -396,6 +399,8 @@ class BackupEngine:
             of ``db_name``.
         :param db_name: database of bare names (default: the connection's database).
         :param overwrite: replace an existing backup of that name.
+        :param allow_empty: write a backup even when the selection holds no collection (an empty database);
+            without it that is an :class:`EmptyBackupError` and nothing is written.
         """
         name = validate_backup_name(backup_name)
         if isinstance(collection_names, str):
@@ -408,6 +413,7 @@ class BackupEngine:
             with milvus_errors(milvus, f"Backup {name!r}"):
                 available = self._available(client, milvus, db_name, collection_names)
                 selection = select_collections(collection_names, available, db_name)
+                check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
                 server_version = str(client.get_server_version())
             lock = self._acquire(name, overwrite)
             try:
@@ -478,6 +484,7 @@ class BackupEngine:
                 "or choose another name."
             )
         if overwrite:
+            readers.refuse_delete_while_read(self.storage, name, overwrite=True)
             return
         if self.storage.exists(mf.manifest_key(name)):
             raise BackupExistsError(
@@ -756,21 +763,39 @@ class BackupEngine:
         """
         return mf.load(self.storage, backup_name)
 
-    def latest(self, prefix: str = "") -> dict[str, Any]:
-        """Return the list entry of the newest complete backup whose name starts with ``prefix``."""
-        for b in self.list():
-            if b["state"] == "complete" and b["name"].startswith(prefix):
-                return b
+    def latest(self, prefix: str = "", *, allow_empty: bool = False) -> dict[str, Any]:
+        """Return the list entry of the newest complete backup with data whose name starts with ``prefix``.
+
+        :param prefix: only names starting with it count.
+        :param allow_empty: also count complete backups without collections.
+        :raises BackupNotFoundError: there is none.
+        """
+        found, empty = choose_latest(self.list(), prefix, allow_empty=allow_empty)
+        if found is not None:
+            if empty:
+                self.log.info(
+                    "Latest backup: %s (%d newer backup(s) without collections skipped)", found["name"], empty
+                )
+            return found
         raise BackupNotFoundError(
-            f"No complete backup{f' named {prefix}*' if prefix else ''} in {self.storage.description}."
+            f"No complete backup{f' named {prefix}*' if prefix else ''} with data in "
+            f"{self.storage.description}"
+            + (
+                f"; {empty} complete backup(s) without collections are not counted (allow_empty=True "
+                "counts them)."
+                if empty
+                else "."
+            )
         )
 
     def delete(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
         """Delete every object of a backup, complete or partial; return what was deleted.
 
-        :param force: delete even while a live process holds the backup's lock.
+        :param force: delete even while a live process writes the backup or a live restore reads it (that
+            restore then stops with :class:`BackupDeletedError`).
         :raises BackupNotFoundError: nothing is stored under that name.
-        :raises BackupInProgressError: the backup is being written (without ``force``).
+        :raises BackupInProgressError: the backup is being written, or read by a live restore (the message
+            names the restore, its host and pid) (without ``force``).
         """
         name = validate_backup_name(backup_name)
         objs = list(self.storage.list(f"{name}/"))
@@ -786,10 +811,31 @@ class BackupEngine:
                     "wait for "
                     "it to finish, or pass force=True."
                 )
+            readers.refuse_delete_while_read(self.storage, name)
         self._clear(name)
         size = sum(o.size for o in objs)
         self.log.info("Deleted backup %s: %d object(s), %s", name, len(objs), human_bytes(size))
         return {"backup_name": name, "objects": len(objs), "bytes": size}
+
+
+def choose_latest(
+    entries: list[dict[str, Any]], prefix: str = "", *, allow_empty: bool = False
+) -> tuple[dict[str, Any] | None, int]:
+    """Return the newest complete entry named ``prefix*`` with a collection (any, with ``allow_empty``).
+
+    :param entries: :meth:`BackupEngine.list` entries, newest first.
+    :param prefix: only names starting with it count.
+    :param allow_empty: a complete backup without collections counts too.
+    :returns: the entry (or ``None``) and how many complete backups were passed over for being empty.
+    """
+    skipped = 0
+    for b in entries:
+        if b["state"] != "complete" or not b["name"].startswith(prefix):
+            continue
+        if allow_empty or b.get("collections"):
+            return b, skipped
+        skipped += 1
+    return None, skipped
 
 
 def read_manifest(storage: Storage, backup_name: str) -> dict[str, Any]:

@@ -22,12 +22,20 @@ class BackupNameError(InvalidArgumentError):
     """A backup name breaks the name rule."""
 
 
+class EmptyBackupError(InvalidArgumentError):
+    """A backup would hold no collection (a wrong database or Milvus Lite path?) and empty was not allowed."""
+
+
 class NotFoundError(MilvusBackupError, LookupError):
     """Something the caller named does not exist."""
 
 
 class BackupNotFoundError(NotFoundError):
     """No backup of that name under the storage root."""
+
+
+class BackupDeletedError(BackupNotFoundError):
+    """The backup was deleted (``delete(force=True)``) while a restore read it; the restore stopped."""
 
 
 class CollectionNotFoundError(NotFoundError):

@@ -17,6 +17,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine.errors import BackupDeletedError
+
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.storage import Storage
 
@@ -129,6 +131,10 @@ class Lease:
             while not self._stop.wait(self.ttl / 4):
                 try:
                     self.write()
+                except BackupDeletedError as e:
+                    # what the lease stands for is gone: writing again would re-create it
+                    log.warning("Stopped refreshing %s: %s", self.key, e)
+                    return
                 except Exception as e:  # noqa: BLE001 - a missed heartbeat is not fatal
                     log.warning("Could not refresh %s: %s", self.key, e)
 

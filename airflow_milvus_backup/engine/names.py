@@ -135,6 +135,44 @@ def select_collections(
     return chosen
 
 
+def check_not_empty(
+    selection: list[tuple[str, str]], default_db: str, where: str, *, allow_empty: bool = False
+) -> None:
+    """Refuse a backup selection without collections unless ``allow_empty``.
+
+    An empty selection usually means the wrong Milvus, database or Milvus Lite path (Milvus Lite creates an
+    empty database at a path that does not exist), not a wish to back up nothing.
+
+    :param selection: the resolved ``(db, collection)`` pairs.
+    :param default_db: the database whose collections were asked for.
+    :param where: the Milvus, for the message ("Milvus at http://...").
+    :param allow_empty: back up nothing on purpose.
+    :raises EmptyBackupError: nothing selected and ``allow_empty`` not set.
+    """
+    from airflow_milvus_backup.engine.errors import EmptyBackupError
+
+    if selection or allow_empty:
+        return
+    raise EmptyBackupError(
+        f"Nothing to back up: database {default_db!r} of {where} has no collections, so the backup would be "
+        "empty. Check the Milvus address or Milvus Lite path and the database (db_name, or the connection's "
+        "Schema), or name the collections; pass allow_empty=True to back up an empty database on purpose."
+    )
+
+
+def restore_database(target_db_name: str | None, connection_db: str | None) -> str:
+    """Return the database a restore writes to: ``target_db_name`` if given, else the connection's database.
+
+    Never the source database implicitly: a connection to ``staging`` restores into ``staging``, whatever
+    database the backup came from (an explicit ``db.name`` in a rename rule still wins for its collections).
+
+    :param target_db_name: the restore's ``target_db_name`` option (``None`` or ``""``: not set).
+    :param connection_db: the target connection's database (``MilvusParams.db_name``; empty means
+        ``default``).
+    """
+    return target_db_name or connection_db or DEFAULT_DB
+
+
 def map_target(
     db: str,
     collection: str,

@@ -3,12 +3,13 @@
 One restore (:meth:`RestoreEngine.restore`) goes:
 
 1. **plan** (:meth:`RestoreEngine._plan`): read the manifest, resolve the selection and the target names
-   (``collection_suffix``, ``collection_renames``, ``target_db_name``), connect to the target Milvus and
-   check everything *before anything is touched*: conflicting options, two sources onto one target, names
-   that are not in the backup, the manifest's own names and keys (Milvus name rule, no ``..``), targets that
-   exist, ``skip_create`` schema compatibility field by field, field types and primary keys the server can
-   hold, every data object's presence and size (one listing of ``<backup>/data/``), and (bulk import) every
-   object's sha256.
+   (``collection_suffix``, ``collection_renames``; the target database is ``target_db_name``, else the
+   connection's database ``MilvusParams.db_name``, never implicitly the source's), connect to the target
+   Milvus and check everything *before anything is touched*: conflicting options, two sources onto one target,
+   names that are not in the backup, the manifest's own names and keys (Milvus name rule, no ``..``), targets
+   that exist, ``skip_create`` schema compatibility field by field, field types and primary keys the server
+   can hold, every data object's presence and size (one listing of ``<backup>/data/``), and (bulk import)
+   every object's sha256.
 2. **status**: ``<backup>/restores/<restore_id>.json`` in the backup's storage, written at once and after
    each step and each data file (see *Status contract* below).
 3. **setup**: missing databases (with the captured properties), collections with the exact captured schema
@@ -78,12 +79,13 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from airflow_milvus_backup.engine import integrity
+from airflow_milvus_backup.engine import integrity, readers
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.arrow import META_FIELD
 from airflow_milvus_backup.engine.client import MilvusParams, connect, is_connection_failure, milvus_errors
 from airflow_milvus_backup.engine.errors import (
+    BackupDeletedError,
     CollectionNotFoundError,
     IntegrityError,
     InvalidArgumentError,
@@ -102,6 +104,7 @@ from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     map_target,
+    restore_database,
     select_collections,
     split_qualified,
     validate_backup_name,
@@ -345,7 +348,11 @@ class ServerInfo:
 
 # ------------------------------------------------------------------------------------------------ status
 class _StatusLease(leases.Lease):
-    """A lease whose body is the restore status, written under one lock (heartbeat and updates)."""
+    """A lease whose body is the restore status, written under one lock (heartbeat and updates).
+
+    It is written only while the backup's manifest exists: a backup deleted under a running restore is never
+    re-created by its status (checked before and after each write; :mod:`~.readers`).
+    """
 
     def __init__(
         self, storage: Storage, key: str, body: dict[str, Any], ttl: float, lock: threading.RLock
@@ -354,8 +361,16 @@ class _StatusLease(leases.Lease):
         self._lock = lock
 
     def write(self, exclusive: bool = False) -> bool:  # noqa: D102
+        backup, rid = str(self.body["backup_name"]), str(self.body["restore_id"])
         with self._lock:
-            return super().write(exclusive)
+            readers.check_not_deleted(self.storage, backup, rid)
+            stored = super().write(exclusive)
+            try:
+                readers.check_not_deleted(self.storage, backup, rid)  # deleted while we wrote
+            except BackupDeletedError:
+                self.storage.delete([self.key])
+                raise
+            return stored
 
 
 class _Status:
@@ -416,6 +431,8 @@ class _Status:
 
     def fail(self, exc: BaseException) -> None:
         """Record a failure (state ``failed``, the error message) and persist it; never raises."""
+        if isinstance(exc, BackupDeletedError):
+            return  # no status is kept for a deleted backup
         msg = str(exc) or type(exc).__name__
         with self.lock:
             self.body["state"] = FAILED
@@ -637,7 +654,8 @@ class RestoreEngine:
     ) -> dict[str, Any]:
         """Restore collections of a backup and wait until they are complete; return the report.
 
-        :param milvus: the target Milvus.
+        :param milvus: the target Milvus; its ``db_name`` is the target database unless ``target_db_name``
+            is given.
         :param backup_name: the backup to restore.
         :param collection_names: ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"`` (bare names are in
             ``default``, or
@@ -645,7 +663,9 @@ class RestoreEngine:
         :param collection_suffix: appended to every target name (``hello_milvus`` + ``_recover``); also to
             aliases.
         :param collection_renames: ``{"c1": "c2", "db1.c1": "db2.c2", "db1.*": "db2.*"}``; an exact rule wins.
-        :param target_db_name: restore into this database (created, if missing, with the source's properties).
+        :param target_db_name: restore into this database (created, if missing, with the source's properties);
+            default: the database of ``milvus`` (``milvus.db_name``), never implicitly the source database.
+            A rename rule with an explicit database (``{"db1.c1": "db2.c2"}``) wins for its collections.
         :param drop_existing: drop an existing target and create it again.
         :param skip_create: insert the rows into existing targets whose schema is compatible (checked field by
             field).
@@ -949,13 +969,14 @@ class RestoreEngine:
             selection = select_collections(requested, available, default_db, where=where)
         renames = opts.collection_renames or {}
         self._check_rename_sources(renames, available, where)
+        target_db = restore_database(opts.target_db_name, milvus.db_name)
 
         pairs: list[tuple[dict[str, Any], str, str]] = []
         seen: dict[tuple[str, str], str] = {}
         for db, coll in selection:
             _check_manifest_entry(name, by_source[(db, coll)])
             tdb, tname = map_target(
-                db, coll, suffix=opts.collection_suffix, renames=renames, target_db=opts.target_db_name
+                db, coll, suffix=opts.collection_suffix, renames=renames, target_db=target_db
             )
             validate_milvus_name(tdb, "database")
             validate_milvus_name(tname, "collection")
@@ -1459,6 +1480,7 @@ class RestoreEngine:
             "arguments": plan.arguments,
             "target": {
                 "address": milvus.address,
+                "db_name": restore_database(plan.opts.target_db_name, milvus.db_name),
                 "server_version": plan.server.version,
                 "lite": plan.server.lite,
             },
@@ -1945,6 +1967,7 @@ class RestoreEngine:
             try:
                 self.storage.download(key, tmp)
             except StorageNotFoundError:
+                readers.check_not_deleted(self.storage, plan.backup, plan.restore_id)
                 raise _missing_object(plan.backup, key, self.storage.description) from None
             digest, size = file_sha256(tmp)
             _check_digest(plan.backup, key, digest, size, f, self.storage.description)

@@ -352,6 +352,16 @@ def verify_restore(
     by_source = {f"{c['db_name']}.{c['name']}": c for c in manifest["collections"]}
     pairs, meta_only = _pairs(mapping)
     report: dict[str, Any] = {"backup_name": backup_name, "ok": True, "collections": [], "errors": []}
+    if not pairs:
+        # nothing compared is not a pass: a drill on an empty backup must not report "verified"
+        report["ok"] = False
+        report["errors"].append(
+            f"The restore of backup {backup_name!r} names no collections: nothing was restored, so nothing "
+            "could be verified. Restore a backup with collections (the backup may be empty: check its "
+            "database or Milvus Lite path)."
+        )
+        lg.warning("%s", report["errors"][0])
+        return report
     for source, target, entry in pairs:
         meta = by_source.get(source)
         if meta is None:

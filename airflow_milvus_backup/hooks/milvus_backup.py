@@ -62,6 +62,21 @@ def _looks_like_lite_path(text: str) -> bool:
     return text.endswith(".db") or text.startswith(("/", "./", "../", "~"))
 
 
+def check_lite_path(params: MilvusParams) -> None:
+    """Refuse a Milvus Lite path that does not exist, before anything opens it.
+
+    Opening a Milvus Lite path creates an empty database there: a typo would back up nothing (and pass),
+    or restore into a file nobody reads. Create a new Milvus Lite file on purpose before pointing a
+    connection at it.
+
+    :raises MilvusBackupConfigError: the path does not exist.
+    """
+    if params.is_lite and not os.path.exists(params.uri):
+        raise MilvusBackupConfigError(
+            f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
+        )
+
+
 def milvus_params_from_connection(conn: Connection) -> MilvusParams:
     """Build engine parameters from a ``milvus`` connection.
 
@@ -226,6 +241,7 @@ class MilvusBackupHook(BaseHook):
     def milvus_params(self) -> MilvusParams:
         """How the engine reaches Milvus (from ``backup_config`` or the ``milvus`` connection)."""
         if self.config is not None and self.config.milvus is not None:
+            check_lite_path(self.config.milvus)
             return self.config.milvus
         return self.milvus_params_for(self.milvus_conn_id)
 
@@ -240,6 +256,7 @@ class MilvusBackupHook(BaseHook):
             )
         params = milvus_params_from_connection(self.get_connection(conn_id))
         _mask(params.secrets())
+        check_lite_path(params)
         return params
 
     @property
@@ -316,11 +333,7 @@ class MilvusBackupHook(BaseHook):
         from airflow_milvus_backup.engine.errors import MilvusBackupError
 
         try:
-            params = self.milvus_params
-            if params.is_lite and not os.path.exists(params.uri):
-                # Opening a Lite path creates the file: a typo would pass the test and back up nothing.
-                missing = f"Milvus Lite database file {params.uri} does not exist here; check Host or URI."
-                return False, missing
+            params = self.milvus_params  # a Milvus Lite path that does not exist is refused here
             # The Test button runs in the API server, which lives on: it must not keep the file's lock.
             with lite.released_after(params.uri) if params.is_lite else nullcontext():
                 client = connect(params)
@@ -439,6 +452,7 @@ class MilvusBackupHook(BaseHook):
         *,
         db_name: str | None = None,
         overwrite: bool = False,
+        allow_empty: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return the summary (backup_name, backup_id, collections, rows, bytes...).
 
@@ -447,10 +461,16 @@ class MilvusBackupHook(BaseHook):
             ``db_name``.
         :param db_name: the database of bare names (default: the connection's).
         :param overwrite: replace an existing backup of that name.
+        :param allow_empty: back up a database without collections on purpose (otherwise refused).
         """
         with self._milvus_work():
             return self.backup_engine().create(
-                self.milvus_params, backup_name, collection_names, db_name=db_name, overwrite=overwrite
+                self.milvus_params,
+                backup_name,
+                collection_names,
+                db_name=db_name,
+                overwrite=overwrite,
+                allow_empty=allow_empty,
             )
 
     def list_backups(self, prefix: str = "") -> list[dict[str, Any]]:
@@ -466,16 +486,23 @@ class MilvusBackupHook(BaseHook):
         with engine_errors_as_airflow(self.scrub):
             return self.backup_engine().get(backup_name)
 
-    def latest_backup(self, prefix: str = "") -> dict[str, Any]:
-        """Return the list entry of the newest complete backup whose name starts with ``prefix``."""
+    def latest_backup(self, prefix: str = "", *, allow_empty: bool = False) -> dict[str, Any]:
+        """Return the list entry of the newest complete backup with data whose name starts with ``prefix``.
+
+        :param prefix: only names starting with it count.
+        :param allow_empty: also count complete backups without collections.
+        """
         with engine_errors_as_airflow(self.scrub):
-            return self.backup_engine().latest(prefix or "")
+            return self.backup_engine().latest(prefix or "", allow_empty=allow_empty)
 
     def delete_backup(self, backup_name: str, *, force: bool = False) -> dict[str, Any]:
         """Delete a backup (complete or partial).
 
+        Refused while a live process writes it or a live restore reads it (the message names the restore, its
+        host and pid).
+
         :param backup_name: the backup's name.
-        :param force: delete even while a live process writes it.
+        :param force: delete even then (a restore reading it stops with "deleted while restoring").
         """
         with engine_errors_as_airflow(self.scrub):
             return self.backup_engine().delete(backup_name, force=force)
@@ -497,6 +524,9 @@ class MilvusBackupHook(BaseHook):
         self, backup_name: str, collection_names: Iterable[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         """Restore a backup and wait for it; return the engine's report (see ``RestoreEngine.restore``).
+
+        The collections go into the connection's database (its Schema; ``default`` when empty) unless
+        ``target_db_name`` names another one.
 
         :param backup_name: the backup's name.
         :param collection_names: which collections of the backup; default all.
@@ -563,16 +593,10 @@ class MilvusBackupHook(BaseHook):
 
         :param backup_name: the backup's name.
         """
-        from airflow_milvus_backup.engine import lease
-        from airflow_milvus_backup.engine.names import validate_backup_name
+        from airflow_milvus_backup.engine import readers
 
         with engine_errors_as_airflow(self.scrub):
-            prefix = f"{validate_backup_name(backup_name)}/restores/"
-            return [
-                b
-                for b in lease.read_leases(self.storage, prefix)
-                if b.get("state") == RESTORE_EXECUTING and lease.is_alive(b)
-            ]
+            return readers.live_restores(self.storage, backup_name)
 
     def with_database(self, db_name: str) -> MilvusParams:
         """Return :attr:`milvus_params` for another database."""

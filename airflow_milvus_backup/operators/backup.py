@@ -74,6 +74,8 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         default the connection's database (``default``).
     :param overwrite: replace an existing backup of the same name.
     :param verify: after the backup, re-read every file and check it against the manifest.
+    :param allow_empty: succeed (and emit the Asset event) even when there is no collection to back up;
+        by default that fails the task: it usually means a wrong database or Milvus Lite path.
     """
 
     template_fields: Sequence[str] = (
@@ -93,6 +95,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         db_name: str | None = None,
         overwrite: bool = False,
         verify: bool = False,
+        allow_empty: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -102,6 +105,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         self.db_name = db_name
         self.overwrite = overwrite
         self.verify = verify
+        self.allow_empty = allow_empty
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Back up, verify if asked, emit the Asset events; return the summary."""
@@ -122,7 +126,11 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             name,
         )
         summary = self.hook.create_backup(
-            name, collections, db_name=self.db_name or None, overwrite=overwrite
+            name,
+            collections,
+            db_name=self.db_name or None,
+            overwrite=overwrite,
+            allow_empty=as_bool(self.allow_empty, "allow_empty"),
         )
         if as_bool(self.verify, "verify"):
             self.log.info("Verifying backup %s", name)

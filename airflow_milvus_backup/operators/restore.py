@@ -41,8 +41,11 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
     :param collection_suffix: appended to each restored collection's name (templated), e.g. ``"_recover"``.
     :param collection_renames: ``{"c1": "c2"}``, ``{"db1.c1": "db2.c2"}`` or ``{"db1.*": "db2.*"}``
         (templated; a dict or a JSON object).
-    :param target_db_name: restore into this database (templated).
-    :param drop_existing: drop a target collection that exists before restoring it (templated).
+    :param target_db_name: restore into this database (templated); default the database of the Milvus
+        connection (its Schema, ``default`` when empty), whatever database the backup came from. A rename
+        rule with an explicit database (``{"db1.c1": "db2.c2"}``) wins for its collections.
+    :param drop_existing: drop a target collection that exists before restoring it (templated); the log
+        names each one (``db.collection``) before it is dropped.
     :param skip_create: restore data into target collections that exist already (same schema).
     :param meta_only: create collections, partitions and indexes, no data.
     :param restore_index: create the backed-up indexes.
@@ -170,9 +173,10 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         collections = as_name_list(self.collection_names, "collection_names")
         kwargs = self.restore_kwargs()
         self.log.info(
-            "Restoring %s of backup %s (method %s%s%s)",
+            "Restoring %s of backup %s into database %s (method %s%s%s)",
             ", ".join(collections) if collections else "every collection",
             name,
+            kwargs["target_db_name"] or self.hook.milvus_params.db_name,
             kwargs["method"],
             f", suffix {kwargs['collection_suffix']!r}" if kwargs["collection_suffix"] else "",
             ", dropping existing targets" if kwargs["drop_existing"] else "",
