@@ -362,6 +362,20 @@ def test_listings_do_not_descend_into_links(linked: dict[str, Any]) -> None:
         engine.delete("b2")
     engine.delete("b1", force=True)  # b1 has no marker: it is not ours without force
     assert not (storage.dir / "b1" / "linkfile").is_symlink()
+    # a manifest or marker that is a link out of the root: that folder is corrupt or unknown, the rest lists
+    for name, key in (("b3", mf.MANIFEST), ("b4", "meta/marker.json")):
+        (storage.dir / name / "meta").mkdir(parents=True)
+        (storage.dir / name / key).symlink_to(outside / "file.txt")
+    storage.put_bytes("b5/meta/marker.json", (storage.dir / ".." / ".." / "x").as_posix().encode())
+    states = {b["name"]: (b["state"], b["owned"]) for b in engine.list()}
+    assert states == {
+        "b1": ("unknown", False),  # what is left: its link to a folder, neither followed nor removed
+        "b3": ("corrupt", False),
+        "b4": ("unknown", False),
+        "b5": ("unknown", False),
+    }
+    assert (storage.dir / "b1" / "linkdir").is_symlink()
+    assert "symbolic link" in next(b for b in engine.list() if b["name"] == "b3")["reason"]
     _outside_intact(outside)
 
 

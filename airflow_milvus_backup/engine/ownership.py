@@ -27,6 +27,9 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import (
     ForeignManifestError,
     MilvusBackupError,
+    StorageAccessError,
+    StorageConnectionError,
+    StorageError,
     StorageNotFoundError,
     UnreadableManifestError,
 )
@@ -165,6 +168,10 @@ def _manifest_verdict(
         m = mf.parse(mf.read_bounded(storage, mf.manifest_key(name)), name)
     except StorageNotFoundError:
         return ManifestVerdict.ABSENT, None, None  # deleted since the listing
+    except (StorageConnectionError, StorageAccessError):
+        raise  # the storage failed, not this backup: the listing fails as a whole, clearly
+    except StorageError as e:  # e.g. a link out of the root: whose it is cannot be told
+        return ManifestVerdict.UNREADABLE, None, str(e)
     except UnreadableManifestError as e:
         return ManifestVerdict.UNREADABLE, None, str(e)
     except ForeignManifestError as e:
@@ -193,7 +200,9 @@ def inspect(storage: Storage, name: str, objects: list[ObjectInfo] | None = None
     if marker_key(name) in keys:
         try:
             marker = is_our_marker(storage.get_bytes(marker_key(name)), name)
-        except StorageNotFoundError:
+        except (StorageConnectionError, StorageAccessError):
+            raise
+        except StorageError:  # gone since the listing, or a link out of the root: not our marker
             marker = False
     locks = [b for b in leases.read_leases(storage, f"{name}/{mf.LOCKS}") if is_our_lock(b, name)]
     live = [b for b in locks if leases.is_alive(b)]
