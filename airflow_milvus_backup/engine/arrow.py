@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import UnsupportedError
+from airflow_milvus_backup.engine.jsontext import exact_dumps, exact_json_text, exact_loads
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -321,12 +322,13 @@ def result_to_table(
                 return None
             cols.append(col)
         elif t == "JSON" and not fd.is_dynamic:
+            # the text Milvus returned, exactly: decoding would turn wide numbers into float64
             data, valid = fd.scalars.json_data.data, fd.valid_data
             has_valid = len(valid) > 0
             cols.append(
                 pa.array(
                     [
-                        None if (has_valid and not valid[i]) or i >= len(data) else _json_text(loads(data[i]))
+                        None if (has_valid and not valid[i]) or i >= len(data) else exact_json_text(data[i])
                         for i in range(n)
                     ],
                     type=pa.string(),
@@ -345,23 +347,53 @@ def result_to_table(
             data, valid = meta_fd.scalars.json_data.data, meta_fd.valid_data
             has_valid = len(valid) > 0
             for i in range(n):
-                doc = None if (has_valid and not valid[i]) or i >= len(data) else loads(data[i])
-                extra = {
-                    k: v
-                    for k, v in (doc or {}).items()
-                    if k not in present and k not in names and (not wanted or k in wanted)
-                }
-                metas.append(_json_text(extra))
+                raw = None if (has_valid and not valid[i]) or i >= len(data) else data[i]
+                metas.append(_meta_text(raw, present, names, wanted, loads))
         cols.append(pa.array(metas, type=pa.string()))
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _meta_text(raw: bytes | None, present: set[str], names: set[str], wanted: set[str], loads: Any) -> str:
+    """Return the dynamic fields of one row's ``$meta`` document as JSON text, every number exact.
+
+    The keys that are not dynamic fields of the row (fields returned as columns, keys not asked for) are
+    dropped; when there are none the text is Milvus' own, else the object is written again from an exact
+    parse (:func:`~.jsontext.exact_loads`).
+    """
+    if raw is None:
+        return "{}"
+    try:
+        keys = loads(raw)
+    except ValueError:
+        keys = None
+    if not isinstance(keys, dict):
+        doc = exact_loads(exact_json_text(raw))
+        if not isinstance(doc, dict):
+            raise UnsupportedError(
+                f"Milvus returned the dynamic field ($meta) of a row as {raw[:80]!r}, which is not a JSON "
+                "object; the backup cannot store it."
+            )
+        keys = doc
+    drop = [k for k in keys if k in present or k in names or (wanted and k not in wanted)]
+    if not drop:
+        return raw.decode("utf-8", errors="surrogatepass")
+    doc = exact_loads(raw.decode("utf-8", errors="surrogatepass"))
+    return exact_dumps({k: v for k, v in doc.items() if k not in drop})
+
+
 def table_to_rows(
-    table: pa.Table, fields: list[dict[str, Any]], *, skip: set[str] | None = None
+    table: pa.Table,
+    fields: list[dict[str, Any]],
+    *,
+    skip: set[str] | None = None,
+    json_text: bool = False,
 ) -> list[dict[str, Any]]:
     """Convert a data-file table back into rows that ``MilvusClient.insert`` takes, values exact.
 
     :param skip: field names to leave out (e.g. an auto_id primary key when new keys are accepted).
+    :param json_text: JSON values as their stored text (pymilvus sends a text verbatim; a decoded value
+        would lose the digits beyond float64) and ``$meta`` as text under its own key instead of merged into
+        the row.
     """
     import numpy as np
 
@@ -379,6 +411,8 @@ def table_to_rows(
             )
             dim = len(flat) // n if n else 0
             columns[name] = list(flat.reshape(n, dim)) if n else []
+        elif t == "JSON" and json_text:
+            columns[name] = col.to_pylist()
         elif t == "JSON":
             columns[name] = [None if v is None else json.loads(v) for v in col.to_pylist()]
         elif t in _BYTE_VECTORS:
@@ -394,7 +428,9 @@ def table_to_rows(
     keys = list(columns)
     for i in range(n):
         row = {k: columns[k][i] for k in keys}
-        if metas is not None and metas[i]:
+        if json_text and metas is not None:
+            row[META_FIELD] = metas[i] or "{}"
+        elif metas is not None and metas[i]:
             extra = json.loads(metas[i])
             if isinstance(extra, dict):
                 row.update(extra)

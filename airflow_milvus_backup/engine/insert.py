@@ -231,7 +231,7 @@ class BatchInserter:
             # pymilvus packs (and checks) the rest from rows, as MilvusClient.insert would
             done = {*self.columnar, META_FIELD}
             packed = table.drop_columns([c for c in table.column_names if c in done])
-            rows = table_to_rows(packed, self.fields, skip=self.skip)
+            rows = table_to_rows(packed, self.fields, skip=self.skip, json_text=True)
             request = Prepare.row_insert_param(self.collection, rows, partition, rest, **fast.options)
         else:
             request = milvus_pb2.InsertRequest(

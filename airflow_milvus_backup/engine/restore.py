@@ -78,9 +78,10 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
+from airflow_milvus_backup.engine.arrow import META_FIELD
 from airflow_milvus_backup.engine.client import MilvusParams, connect, is_connection_failure, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     CollectionNotFoundError,
@@ -850,6 +851,11 @@ class RestoreEngine:
                 try:
                     self._execute(client, milvus, plan, status, wait=wait, started=started)
                 except BaseException as e:
+                    if isinstance(e, (IntegrityError, UnsupportedError)) and not status.untouched:
+                        # data that disagrees with its manifest leaves no target this restore created empty
+                        empty = [t for t in plan.targets if t.entry.get("created")]
+                        empty = [t for t in empty if not t.entry.get("rows_restored")]
+                        self._rollback(client, milvus, empty, [], status)
                     if status.untouched:
                         status.discard()  # the failed setup was undone: no state is left behind
                     else:
@@ -1031,6 +1037,10 @@ class RestoreEngine:
         )
         if not opts.meta_only:
             self._check_listing(plan)
+            # types, row counts and vector dims from each object's footer, before anything is created
+            integrity.check_footers(
+                self.storage, name, self._pending_files(plan, with_meta=True), self.parallelism
+            )
             if method == "bulk_import":
                 self._verify_objects(plan)
         return plan
@@ -1323,14 +1333,14 @@ class RestoreEngine:
                 + "; wait for it to finish (poll it) instead of starting it again."
             )
 
-    def _pending_files(self, plan: _Plan) -> list[dict[str, Any]]:
-        """Return the manifest entries of the data files this restore will read."""
-        out: list[dict[str, Any]] = []
+    def _pending_files(self, plan: _Plan, with_meta: bool = False) -> list[Any]:
+        """Return the manifest entries of the data files this restore will read (with their collection's)."""
+        out: list[Any] = []
         for t in plan.targets:
             if t.action == "done":
                 continue
             done = set(self._prior_done(plan, t))
-            out.extend(f for _, f in t.files() if f["key"] not in done)
+            out.extend((t.meta, f) if with_meta else f for _, f in t.files() if f["key"] not in done)
         return out
 
     def _check_listing(self, plan: _Plan) -> None:
@@ -1968,6 +1978,8 @@ class RestoreEngine:
             # pre_buffer=False: read a row group at a time, not the whole file into memory up front
             pf = pq.ParquetFile(str(tmp), pre_buffer=False)
             _check_parquet(plan.backup, key, pf, f, t.meta)
+            kinds = integrity.json_kinds_stored(plan.server.lite, plan.server.numbers)
+            integrity.check_json_kinds(pf, t.meta, key, kinds, plan.server.label, t.target)
             batch_rows = self.insert_batch_rows or _auto_batch_rows(pf, self.insert_batch_bytes)
             with status.lock:
                 fstate["state"] = "started"
@@ -2335,18 +2347,7 @@ def _check_manifest_entry(backup: str, meta: dict[str, Any]) -> None:
 
 
 def _check_parquet(backup: str, key: str, pf: Any, f: dict[str, Any], meta: dict[str, Any]) -> None:
-    expected = arrow_schema(exported_fields(meta), bool(meta.get("enable_dynamic_field")))
-    got = pf.schema_arrow
-    if got.names != expected.names:
-        raise IntegrityError(
-            f"Data object {key!r} of backup {backup!r} has columns {got.names}, its collection's fields are "
-            f"{expected.names}; the backup is inconsistent."
-        )
-    if pf.metadata.num_rows != f["rows"]:
-        raise IntegrityError(
-            f"Data object {key!r} of backup {backup!r} holds {pf.metadata.num_rows} rows, its manifest says "
-            f"{f['rows']}; the backup is inconsistent."
-        )
+    integrity.check_file(backup, key, pf, meta, f)
 
 
 def _auto_batch_rows(pf: Any, target_bytes: int) -> int:

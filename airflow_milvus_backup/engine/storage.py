@@ -131,6 +131,14 @@ class Storage(ABC):
     def open_read(self, key: str) -> IO[bytes]:
         """Return a stream over the object, read in chunks."""
 
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Return ``length`` bytes of the object from offset ``start`` (e.g. a Parquet footer)."""
+        with self.open_read(key) as fh:
+            skipped = 0
+            while skipped < start and (chunk := fh.read(min(CHUNK, start - skipped))):
+                skipped += len(chunk)
+            return fh.read(length)
+
     @abstractmethod
     def download(self, key: str, path: Path) -> None:
         """Copy the object to a local file."""
@@ -279,6 +287,11 @@ class LocalStorage(Storage):
 
     def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
         return self._open(key)
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:  # noqa: D102
+        with self._open(key) as fh:
+            fh.seek(start)
+            return fh.read(length)
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         with self._open(key) as src, open(path, "wb") as dst:
@@ -600,6 +613,16 @@ class S3Storage(Storage):
         k = self._key(key)
         body = self._call(f"Read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=k)["Body"])
         return body
+
+    def get_range(self, key: str, start: int, length: int) -> bytes:  # noqa: D102
+        if length <= 0:
+            return b""
+        k = self._key(key)
+        rng = f"bytes={start}-{start + length - 1}"
+        return self._call(
+            f"Read {key!r}",
+            lambda: self.client.get_object(Bucket=self.bucket, Key=k, Range=rng)["Body"].read(),
+        )
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         k = self._key(key)

@@ -1,7 +1,9 @@
 """Verify a backup against its manifest (no Milvus needed), and a restore against its backup.
 
-:func:`verify_backup` re-reads every object the manifest lists: sha256, size, Parquet row count, Parquet
-schema against the captured fields, and the primary key range the manifest records. It is read-only and
+:func:`verify_backup` re-reads every object the manifest lists and checks it with
+:mod:`~airflow_milvus_backup.engine.integrity` (the check a restore makes too): sha256, size, Parquet row
+count, columns and Arrow types against the captured fields, vector dimensions, array sizes, string lengths,
+nulls, and the primary key range the manifest records. It is read-only and
 detects a missing, truncated, changed or foreign object and an invalid manifest; it does not detect a backup
 that was wrong when it was written (a source that changed during the backup), nor objects that the manifest
 does not list (those are reported as ``unlisted``, not as errors).
@@ -11,8 +13,9 @@ does not list (those are reported as ``unlisted``, not as errors).
 * rows per partition equal to the manifest, counted by reading the partition back with ``query_iterator``
   (Milvus Lite's ``count(*)`` ignores partition filters, so counts are not taken from it);
 * every row equal to the backup: for each data file, a digest per row (every stored field, exact: float32 by
-  bytes, JSON canonical, dynamic fields included) keyed by primary key, against the same rows fetched from
-  the target by key (``pk in [...]`` in that partition). When the restore gave the rows new primary keys,
+  bytes, JSON as the text Milvus returned with numbers compared as exact decimals, dynamic fields included)
+  keyed by primary key, against the same rows fetched from the target by key (``pk in [...]`` in that
+  partition). When the restore gave the rows new primary keys,
   the multiset of digests without the key is compared per partition instead;
 * schema equal field by field (modulo what the server does not report back), indexes listed;
 * when the source collection still exists with the same index, a sample of searches on the source and the
@@ -36,8 +39,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.arrow import META_FIELD, _bytes_of, arrow_schema, table_to_rows
+from airflow_milvus_backup.engine.arrow import (
+    META_FIELD,
+    _bytes_of,
+    arrow_schema,
+    result_to_table,
+    table_to_rows,
+)
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
@@ -46,6 +56,7 @@ from airflow_milvus_backup.engine.errors import (
     MilvusBackupError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.jsontext import canonical_json, canonical_json_text
 from airflow_milvus_backup.engine.names import DEFAULT_DB, split_qualified
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import capture_field, exported_fields, primary_field
@@ -181,51 +192,19 @@ def _check_manifest_shape(m: dict[str, Any]) -> None:
 def _check_object(
     storage: Storage, backup: str, coll: dict[str, Any], f: dict[str, Any], tmp_dir: str | None
 ) -> tuple[int, int, list[str]]:
-    """Return (size, rows, problems) of one data object."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+    """Return (size, rows, problems) of one data object (the checks are :mod:`~.engine.integrity`'s)."""
     key = f"{backup}/{f['key']}"
     fd, name = tempfile.mkstemp(prefix="milvus-verify-", suffix=".parquet", dir=tmp_dir)
     os.close(fd)
     path = Path(name)
-    problems: list[str] = []
     try:
         try:
             storage.download(key, path)
         except StorageNotFoundError:
             return 0, 0, ["missing: the object does not exist"]
         digest, size = file_sha256(path)
-        if size != f["size"]:
-            problems.append(f"size {size} bytes, the manifest says {f['size']} (truncated or replaced)")
-        if digest != f["sha256"]:
-            problems.append(f"sha256 {digest[:16]}... differs from the manifest's {f['sha256'][:16]}...")
-        try:
-            pf = pq.ParquetFile(str(path))
-            rows = pf.metadata.num_rows
-        except Exception as e:  # noqa: BLE001 - any unreadable file is a finding
-            problems.append(f"not a readable Parquet file ({type(e).__name__}: {e})")
-            return size, 0, problems
-        if rows != f["rows"]:
-            problems.append(f"{rows} rows, the manifest says {f['rows']}")
-        expected = arrow_schema(exported_fields(coll), bool(coll.get("enable_dynamic_field")))
-        got = pf.schema_arrow
-        if got.names != expected.names:
-            problems.append(f"columns {got.names}, the collection's fields are {expected.names}")
-        else:
-            for ef in expected:
-                gf = got.field(ef.name)
-                if not gf.type.equals(ef.type):
-                    problems.append(f"column {ef.name!r} is {gf.type}, the field needs {ef.type}")
-        if not problems and rows:
-            pk = primary_field(coll)["name"]
-            col = pq.read_table(str(path), columns=[pk]).column(pk)
-            lo, hi = pc.min(col).as_py(), pc.max(col).as_py()
-            if f.get("min_pk") is not None and (lo != f["min_pk"] or hi != f["max_pk"]):
-                problems.append(
-                    f"primary keys {lo!r}..{hi!r}, the manifest says {f['min_pk']!r}..{f['max_pk']!r}"
-                )
-        return size, rows, problems
+        rows, problems = integrity.parquet_problems(str(path), coll, f)
+        return size, rows, integrity.digest_problems(digest, size, f) + problems
     finally:
         path.unlink(missing_ok=True)
 
@@ -239,7 +218,7 @@ def _f64(v: float) -> bytes:
     return struct.pack("<d", float(v))
 
 
-def canonical_value(value: Any, field: dict[str, Any]) -> Any:
+def canonical_value(value: Any, field: dict[str, Any], json_as_float: bool = False) -> Any:
     """Return an exact, comparable form of one value of a field (float32 by its bytes, JSON canonical)."""
     import numpy as np
 
@@ -261,12 +240,10 @@ def canonical_value(value: Any, field: dict[str, Any]) -> Any:
     if t == "DOUBLE":
         return _f64(value).hex()
     if t == "JSON":
+        # exact: two numbers that differ in any digit differ here (a float64 would merge them)
         if isinstance(value, (bytes, str)):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                pass
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            return canonical_json_text(value, json_as_float)
+        return canonical_json(value, json_as_float)
     if t == "ARRAY":
         et = field.get("element_type")
         if et == "FLOAT":
@@ -287,6 +264,7 @@ def row_digest(
     all_names: set[str],
     dynamic: bool,
     skip: str | None = None,
+    json_as_float: bool = False,
 ) -> str:
     """Return a digest of one row over every stored field (and the dynamic fields), exact to the bit.
 
@@ -295,16 +273,20 @@ def row_digest(
     :param all_names: every field name of the collection (other keys are dynamic fields).
     :param dynamic: whether the collection has a dynamic field.
     :param skip: a field to leave out (the primary key, when keys were regenerated).
+    :param json_as_float: JSON numbers as float64 (where one side's rows only come decoded by pymilvus).
     """
     canon: dict[str, Any] = {}
     for f in fields:
         if f["name"] != skip:
-            canon[f["name"]] = canonical_value(row.get(f["name"]), f)
+            canon[f["name"]] = canonical_value(row.get(f["name"]), f, json_as_float)
     if dynamic:
         extra = row.get(META_FIELD)
-        if not isinstance(extra, dict):
-            extra = {k: v for k, v in row.items() if k not in all_names and k != META_FIELD}
-        canon[META_FIELD] = json.dumps(extra, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        if isinstance(extra, (str, bytes)):
+            canon[META_FIELD] = canonical_json_text(extra, json_as_float)
+        else:
+            if not isinstance(extra, dict):
+                extra = {k: v for k, v in row.items() if k not in all_names and k != META_FIELD}
+            canon[META_FIELD] = canonical_json(extra, json_as_float)
     raw = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
@@ -572,10 +554,11 @@ def _compare_data(
             want: Counter[str] = Counter()
             for f in part.get("files", []):
                 for table in _iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
-                    for row in table_to_rows(table, fields):
-                        want[row_digest(row, fields, all_names, dynamic, skip=pk)] += 1
+                    for row in table_to_rows(table, fields, json_text=True):
+                        want[row_digest(row, fields, all_names, dynamic, skip=pk, json_as_float=True)] += 1
+            # query_iterator's rows come decoded by pymilvus (JSON numbers as float64): compare as such
             got: Counter[str] = Counter(
-                row_digest(r, fields, all_names, dynamic, skip=pk)
+                row_digest(r, fields, all_names, dynamic, skip=pk, json_as_float=True)
                 for r in _iter_rows(client, tname, out, pname)
             )
             if want != got:
@@ -587,9 +570,11 @@ def _compare_data(
             kw["partition_names"] = [pname]
         for f in part.get("files", []):
             for table in _iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
-                rows = table_to_rows(table, fields)
+                rows = table_to_rows(table, fields, json_text=True)
                 want_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in rows}
-                got_rows = client.query(tname, filter=_pk_filter(pk, list(want_d)), **kw)
+                got_rows = _exact_rows(
+                    client.query(tname, filter=_pk_filter(pk, list(want_d)), **kw), fields, all_names, dynamic
+                )
                 got_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in got_rows}
                 for key, digest in want_d.items():
                     if key not in got_d:
@@ -615,6 +600,20 @@ def _compare_data(
         missing=missing,
         keys="new" if new_keys else "kept",
     )
+
+
+def _exact_rows(
+    result: Any, fields: list[dict[str, Any]], all_names: set[str], dynamic: bool
+) -> list[dict[str, Any]]:
+    """Return a query page's rows with JSON values as the text Milvus returned.
+
+    pymilvus decodes JSON into float64, which would hide a changed digit; where the page cannot be read
+    column by column the rows are as pymilvus gives them.
+    """
+    table = result_to_table(result, fields, arrow_schema(fields, dynamic), dynamic, all_names=all_names)
+    if table is None:
+        return list(result)
+    return table_to_rows(table, fields, json_text=True)
 
 
 def _schema_differences(meta: dict[str, Any], desc: dict[str, Any]) -> list[str]:
