@@ -246,9 +246,21 @@ def test_retention_operator_on_a_shared_bucket_deletes_only_old_backups(airflow_
         MilvusBackupRetentionOperator(
             task_id="at_top", keep_last=1, partial_grace_period=0, bucket_name=bucket, root_path=""
         )
+        MilvusBackupRetentionOperator(  # asked for: the top of the bucket holds no backup of ours
+            task_id="at_top_allowed",
+            keep_last=1,
+            partial_grace_period=0,
+            bucket_name=bucket,
+            root_path="",
+            allow_root_at_top=True,
+        )
     dr = run_dag(dag)
-    assert task_states(dr) == {"retention": "success", "at_top": "failed"}
-    assert xcoms("t_safety_retention_s3", dr.run_id)[("retention", "return_value")]["deleted"] == ["ret_1"]
+    assert task_states(dr) == {"retention": "success", "at_top": "failed", "at_top_allowed": "success"}
+    x = xcoms("t_safety_retention_s3", dr.run_id)
+    assert x[("retention", "return_value")]["deleted"] == ["ret_1"]
+    top = x[("at_top_allowed", "return_value")]
+    assert top["deleted"] == []
+    assert {"logs", "exports", "backup"} <= set(top["skipped"])
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
     for key in FOREIGN:
         assert {key, f"backup/{key}"} <= keys
