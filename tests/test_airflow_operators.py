@@ -219,7 +219,7 @@ def test_retention_keeps_newest_and_backups_a_restore_reads(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from airflow_milvus_backup.engine import lease
+    from airflow_milvus_backup.engine import lease, ownership
 
     hello_milvus(lite_client, rows=50)
     bucket = airflow_conns.bucket
@@ -228,7 +228,8 @@ def test_retention_keeps_newest_and_backups_a_restore_reads(
         hook.create_backup(f"ret_{i}")
     hook.create_backup("other_1")
     hook.create_backup("other_2")
-    # An interrupted backup: objects, no manifest, no live writer.
+    # An interrupted backup: its marker (written first) and objects, no manifest, no live writer.
+    hook.storage.put_bytes(ownership.marker_key("ret_9"), ownership.marker_body("ret_9", "x"))
     hook.storage.put_bytes("ret_9/data/default/hello_milvus/=all/part-00000.parquet", b"partial")
     # A restore of ret_1 running right now (live lease, state executing).
     reader = lease.Lease(hook.storage, "ret_1/restores/r1.json", {"state": "executing", "restore_id": "r1"})

@@ -347,6 +347,7 @@ HOOK_KW = {
     "local_path": None,
     "region_name": "eu-west-1",
     "poll_interval": 3.0,
+    "allow_root_at_top": False,
 }
 
 

@@ -25,6 +25,7 @@ from airflow_milvus_backup.engine import (
     LocalStorage,
     MilvusParams,
     S3Storage,
+    ownership,
 )
 from airflow_milvus_backup.engine.schema import capture_field
 
@@ -184,7 +185,8 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
     params = MilvusParams(uri=lite_uri)
     first = engine.create(params, "b_one")
     engine.create(params, "b_two")
-    # a partial backup: objects but no manifest
+    # a partial backup: its marker (written first) and objects, but no manifest
+    local_storage.put_bytes(ownership.marker_key("b_partial"), ownership.marker_body("b_partial", "x"))
     local_storage.put_bytes("b_partial/data/default/c1/_default/part-00000.parquet", b"half")
     listed = engine.list()
     assert [b["name"] for b in listed] == ["b_partial", "b_two", "b_one"]  # newest first
@@ -213,6 +215,7 @@ def test_list_get_delete_names_and_overwrite(lite_uri, local_storage):
     engine.create(params, "b_partial", overwrite=True)
     assert engine.get("b_partial")["totals"]["rows"] == 50
     assert engine.delete("b_two")["objects"] >= 2
+    local_storage.put_bytes(ownership.marker_key("b_half"), ownership.marker_body("b_half", "x"))
     local_storage.put_bytes("b_half/data/x.parquet", b"x")
     engine.delete("b_half")
     assert {b["name"] for b in engine.list()} == {"b_one", "b_partial"}

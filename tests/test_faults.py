@@ -42,6 +42,7 @@ from airflow_milvus_backup.engine import (
     S3Storage,
     StorageConnectionError,
     TargetExistsError,
+    ownership,
 )
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
@@ -153,7 +154,7 @@ def assert_clean_complete(storage: S3Storage, name: str, rows: int) -> dict[str,
     assert report["rows"] == rows
     assert report["unlisted"] == []
     listed = {f"{name}/{f['key']}" for _, _, f in mf.iter_files(m)}
-    assert keys_under(storage, name) == listed | {mf.manifest_key(name)}
+    assert keys_under(storage, name) == listed | {mf.manifest_key(name), ownership.marker_key(name)}
     return m
 
 
@@ -290,14 +291,14 @@ def test_backup_killed_leaves_a_partial_backup_that_list_reports_and_delete_or_o
             proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read()[-3000:]
 
-    # What is left: data objects and the dead writer's lock, no manifest.
+    # What is left: its marker, data objects and the dead writer's lock, no manifest.
     left = keys_under(storage, "nightly")
     data = {k for k in left if k.startswith("nightly/data/")}
     locks = {k for k in left if k.startswith("nightly/meta/locks/")}
     assert data
     assert len(locks) == 1
     assert mf.manifest_key("nightly") not in left
-    assert left == data | locks
+    assert left == data | locks | {ownership.marker_key("nightly")}
     if mode == "kill_at_manifest":  # every data object was written; only the commit marker is missing
         assert len(data) == 8
     # Local temporary files of the killed process are the only thing left outside the storage.

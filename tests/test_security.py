@@ -373,7 +373,13 @@ def test_hostile_names_are_refused_at_every_entry_point_and_nothing_escapes_the_
     assert (base / "outside.txt").read_text() == "must never be read or removed"
     store = (base / "store").resolve()
     for root in (bad, f"{bad}/x", f"x/{bad}"):
-        if _valid_key(root.strip("/")) or not root.strip("/"):
+        if not root.strip("/"):  # backups at the top of the directory or bucket: only when asked for
+            with pytest.raises(InvalidArgumentError, match="allow_root_at_top=True"):
+                LocalStorage(base / "store", root)
+            with pytest.raises(InvalidArgumentError, match="allow_root_at_top=True"):
+                S3Storage(s3_client(hostile_env["s3"]), hostile_env["bucket"], root)
+            continue
+        if _valid_key(root.strip("/")):
             # a legitimate prefix ("a/b", "/etc" is "etc" below the base): it stays inside
             local = LocalStorage(base / "store", root)
             assert local.dir.resolve().is_relative_to(store), local.dir

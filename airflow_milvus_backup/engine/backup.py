@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine import readers
+from airflow_milvus_backup.engine import ownership, readers
 from airflow_milvus_backup.engine.arrow import (
     arrow_schema,
     dictionary_columns,
@@ -41,7 +41,7 @@ from airflow_milvus_backup.engine.errors import (
     BackupExistsError,
     BackupInProgressError,
     BackupNotFoundError,
-    MilvusBackupError,
+    NotABackupError,
 )
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
@@ -417,6 +417,8 @@ class BackupEngine:
                 server_version = str(client.get_server_version())
             lock = self._acquire(name, overwrite)
             try:
+                # written first (after the lock): from now on the folder is ours, even if this run dies
+                self.storage.put_bytes(ownership.marker_key(name), ownership.marker_body(name, lock.id))
                 summary = self._create_locked(
                     client, milvus, name, lock.id, selection, server_version, started
                 )
@@ -474,6 +476,15 @@ class BackupEngine:
         return [b for b in leases.read_leases(self.storage, f"{name}/{mf.LOCKS}") if leases.is_alive(b)]
 
     def _check_free(self, name: str, overwrite: bool) -> None:
+        objs = list(self.storage.list(f"{name}/"))
+        if objs:
+            folder = ownership.inspect(self.storage, name, objs)
+            if not folder.decision.owned:
+                raise NotABackupError(
+                    f"Refusing to back up to {name!r} in {self.storage.description}: "
+                    f"{folder.decision.reason} Choose another backup name (overwrite=True never replaces a "
+                    "folder that is not a backup)."
+                )
         live = self._live_locks(name)
         if live:
             b = live[0]
@@ -492,21 +503,29 @@ class BackupEngine:
                 "choose another name, delete it, "
                 "or pass overwrite=True."
             )
-        if next(iter(self.storage.list(f"{name}/")), None) is not None:
+        if objs:
             raise BackupExistsError(
                 f"A partial backup {name!r} (interrupted, no manifest) exists in {self.storage.description}; "
                 "delete it or pass overwrite=True."
             )
 
     def _clear(self, name: str, keep: str | None = None) -> None:
-        """Delete a backup's objects, the manifest first so it never looks complete while half deleted."""
-        keys = [o.key for o in self.storage.list(f"{name}/") if o.key != keep]
-        manifest = mf.manifest_key(name)
-        if manifest in keys:
-            self.storage.delete([manifest])
-            keys.remove(manifest)
-        if keys:
-            self.storage.delete(keys)
+        """Delete a backup's objects, bounded to its folder.
+
+        The manifest goes first, so the backup never looks complete while half deleted; the marker goes
+        last, so an interrupted delete leaves a partial backup of ours (which retention finishes).
+        """
+        folder = f"{name}/"
+        keys = [o.key for o in self.storage.list(folder) if o.key != keep and o.key.startswith(folder)]
+        if mf.manifest_key(name) in keys:
+            self.storage.delete([mf.manifest_key(name)])
+            keys.remove(mf.manifest_key(name))
+        last = [k for k in keys if k == ownership.marker_key(name)]
+        rest = [k for k in keys if k not in last]
+        if rest:
+            self.storage.delete(rest)
+        if last:
+            self.storage.delete(last)
 
     def _cleanup_failed(self, name: str, keep: str) -> None:
         try:
@@ -706,52 +725,50 @@ class BackupEngine:
 
     # ---------------------------------------------------------------------------------------- list/get
     def list(self) -> list[dict[str, Any]]:
-        """Return every backup, newest first: name, id, state, size, collections, created time.
+        """Return every folder under the root, newest first: name, id, state, size, collections, created time.
 
-        ``state`` is ``complete`` (manifest present), ``in_progress`` (a live writer holds its lock) or
-        ``partial`` (objects without a manifest: an interrupted backup; delete it).
+        ``state`` is ``complete`` (a valid manifest of ours), ``in_progress`` (a live writer holds its lock),
+        ``partial`` (ours, without a manifest: an interrupted backup; delete it), ``corrupt`` (its manifest
+        is malformed; ``reason`` says how) or ``unknown`` (not a backup of this package: never touched).
+        ``owned`` says whether the folder carries a mark of this package (see
+        :mod:`~airflow_milvus_backup.engine.ownership`).
         """
         out = []
         for name in self.storage.list_dirs(""):
             if not NAME_RE.fullmatch(name):
                 continue
             out.append(self._summary(name))
-        out = [o for o in out if o is not None]
         out.sort(key=lambda o: (o.get("created_at") or "", o["name"]), reverse=True)
         return out
 
     def _summary(self, name: str) -> dict[str, Any]:
-        objs = list(self.storage.list(f"{name}/"))
-        size = sum(o.size for o in objs)
+        folder = ownership.inspect(self.storage, name)
+        objs = folder.objects
         created = min((o.last_modified for o in objs), default=None)
         entry: dict[str, Any] = {
             "name": name,
-            "size": size,
+            "size": sum(o.size for o in objs),
             "objects": len(objs),
             "created_at": created.isoformat() if created else None,
+            "state": folder.decision.state.value,
+            "owned": folder.decision.owned,
+            "id": None,
+            "collections": [],
         }
-        if any(o.key == mf.manifest_key(name) for o in objs):
-            try:
-                m = self.get(name)
-            except MilvusBackupError as e:
-                entry.update(state="corrupt", error=str(e), id=None, collections=[])
-                return entry
+        if folder.decision.reason:
+            entry.update(reason=folder.decision.reason, error=folder.decision.reason)
+        m = folder.manifest
+        if m is not None:
             entry.update(
-                state="complete",
                 id=m["id"],
                 collections=[f"{c['db_name']}.{c['name']}" for c in m["collections"]],
-                rows=m.get("totals", {}).get("rows"),
+                rows=(m.get("totals") or {}).get("rows"),
                 created_at=m.get("started_at"),
                 finished_at=m.get("finished_at"),
                 server_version=m.get("server_version"),
             )
-            return entry
-        live = self._live_locks(name)
-        entry.update(
-            state="in_progress" if live else "partial",
-            id=live[0].get("id") if live else None,
-            collections=[],
-        )
+        elif folder.live_locks:
+            entry.update(id=folder.live_locks[0].get("id"))
         return entry
 
     def get(self, backup_name: str) -> dict[str, Any]:
@@ -803,13 +820,18 @@ class BackupEngine:
             raise BackupNotFoundError(
                 f"Backup {name!r} does not exist in {self.storage.description}; nothing to delete."
             )
+        folder = ownership.inspect(self.storage, name, objs)
+        if not folder.decision.owned and not force:
+            raise NotABackupError(
+                f"Refusing to delete {name!r} in {self.storage.description}: {folder.decision.reason} "
+                "Remove it by hand, or pass force=True if it really is a backup to delete."
+            )
         if not force:
             live = self._live_locks(name)
             if live:
                 raise BackupInProgressError(
                     f"Backup {name!r} is being written by another process (pid {live[0].get('pid')}); "
-                    "wait for "
-                    "it to finish, or pass force=True."
+                    "wait for it to finish, or pass force=True."
                 )
             readers.refuse_delete_while_read(self.storage, name)
         self._clear(name)

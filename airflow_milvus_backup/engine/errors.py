@@ -72,6 +72,18 @@ class ManifestError(IntegrityError):
     """A manifest is missing, truncated or not valid JSON of the expected shape."""
 
 
+class ForeignManifestError(ManifestError):
+    """The manifest's path holds a JSON document another tool wrote (such as the Go tool Milvus Backup)."""
+
+
+class UnreadableManifestError(ManifestError):
+    """The manifest is not a JSON object at all: truncated, not JSON, too big or too deeply nested."""
+
+
+class NotABackupError(InvalidArgumentError):
+    """A folder under the backup root carries no mark of this package: never a backup, never deleted."""
+
+
 class IncompleteBackupError(IntegrityError):
     """The backup has data but no manifest: it was never committed."""
 

@@ -56,11 +56,23 @@ def validate_key(key: str) -> str:
     return key
 
 
-def validate_root(root: str) -> str:
-    """Normalise a ``root_path`` (may be empty) and refuse ``..`` and odd characters."""
+def validate_root(root: str | None, *, allow_root_at_top: bool = False, where: str = "the storage") -> str:
+    """Normalise a ``root_path``; refuse ``..``, odd characters and (unless allowed) an empty or ``/`` root.
+
+    :param root: the prefix or folder of backups, relative to the bucket or directory.
+    :param allow_root_at_top: accept an empty root: backups at the top of the bucket or directory.
+    :param where: the bucket or directory, for the message.
+    """
+    given = root
     root = (root or "").strip("/")
     if root:
         validate_key(root)
+    elif not allow_root_at_top:
+        raise InvalidArgumentError(
+            f"root_path {given!r} would keep backups at the top of {where}, among whatever else is stored "
+            "there: set root_path to a folder of their own (the default is 'backup'), or pass "
+            "allow_root_at_top=True if nothing but backups is ever kept there."
+        )
     return root
 
 
@@ -164,110 +176,184 @@ class Storage(ABC):
 
 # --------------------------------------------------------------------------------------------------- local
 class LocalStorage(Storage):
-    """A directory on a local or mounted file system."""
+    """A directory on a local or mounted file system; backups live in its folder ``root_path``.
 
-    def __init__(self, path: str | os.PathLike[str], root_path: str = "") -> None:
+    Symbolic links are never followed out of the root: every path is resolved and a read, write, listing
+    or delete whose real path leaves the root is refused (:class:`StorageError` naming the link); listings do
+    not descend into linked folders; a delete removes a link itself at most, never what it points to.
+
+    :param path: the directory.
+    :param root_path: the folder of backups inside it (default ``"backup"``).
+    :param allow_root_at_top: accept an empty ``root_path``: backups directly in ``path``.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], root_path: str = "backup", *, allow_root_at_top: bool = False
+    ) -> None:
         self.base = Path(path).resolve()
-        self.root = validate_root(root_path)
+        self.root = validate_root(root_path, allow_root_at_top=allow_root_at_top, where=str(self.base))
         self.dir = self.base / self.root if self.root else self.base
         self.description = str(self.dir)
 
-    def _path(self, key: str) -> Path:
+    def _real_root(self) -> Path:
+        return Path(os.path.realpath(self.dir))
+
+    def _inside(self, p: Path) -> bool:
+        real, root = Path(os.path.realpath(p)), self._real_root()
+        return real == root or root in real.parents
+
+    def _refuse_link(self, key: str, verb: str, p: Path) -> StorageError:
+        """Return the error naming the first symbolic link on the way from the root to ``p``."""
+        link = p
+        cur = self.dir
+        for part in p.relative_to(self.dir).parts:
+            cur = cur / part
+            if cur.is_symlink() and not self._inside(cur):
+                link = cur
+                break
+        rel = link.relative_to(self.dir).as_posix()
+        return StorageError(
+            f"Refusing to {verb} {key!r} in {self.description}: {rel!r} is a symbolic link to "
+            f"{os.path.realpath(link)}, outside the backup root. Remove the link, or move the files into "
+            f"{self.description}."
+        )
+
+    def _path(self, key: str, verb: str = "read", *, the_link_itself: bool = False) -> Path:
+        """Return the path of ``key``, refusing any whose real path leaves the root.
+
+        :param the_link_itself: the final component may be a link (it is acted on, never followed: a
+            delete), so only its folder must be inside the root.
+        """
         p = self.dir / validate_key(key)
         if self.dir not in p.parents:
             raise InvalidArgumentError(f"Storage key {key!r} escapes {self.dir}.")
+        check = p.parent if the_link_itself else p
+        if not self._inside(check):
+            raise self._refuse_link(key, verb, check)
+        return p
+
+    def _write_path(self, key: str) -> Path:
+        """Return the path to write ``key`` at, its folders created without following a link."""
+        p = self._path(key, "write")
+        cur = self.dir
+        cur.mkdir(parents=True, exist_ok=True)
+        for part in p.relative_to(self.dir).parts[:-1]:
+            cur = cur / part
+            if cur.is_symlink():  # inside the root (checked above): not created, only passed through
+                continue
+            cur.mkdir(exist_ok=True)
+        if not self._inside(p):  # a link appeared while the folders were made
+            raise self._refuse_link(key, "write", p)
         return p
 
     def _tmp(self, p: Path) -> Path:
         return p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:12]}")
 
     def put_bytes(self, key: str, data: bytes) -> None:  # noqa: D102
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        p = self._write_path(key)
         tmp = self._tmp(p)
-        with open(tmp, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
 
     def put_file(self, key: str, path: Path) -> None:  # noqa: D102
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        p = self._write_path(key)
         tmp = self._tmp(p)
-        shutil.copyfile(path, tmp)
+        with open(path, "rb") as src, open(tmp, "xb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
         os.replace(tmp, p)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:  # noqa: D102
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        p = self._write_path(key)
         try:
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except FileExistsError:
             return False
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         return True
 
-    def get_bytes(self, key: str) -> bytes:  # noqa: D102
-        try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
-
-    def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
+    def _open(self, key: str) -> IO[bytes]:
         try:
             return open(self._path(key), "rb")
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
 
+    def get_bytes(self, key: str) -> bytes:  # noqa: D102
+        with self._open(key) as fh:
+            return fh.read()
+
+    def open_read(self, key: str) -> IO[bytes]:  # noqa: D102
+        return self._open(key)
+
     def get_range(self, key: str, start: int, length: int) -> bytes:  # noqa: D102
-        with self.open_read(key) as fh:
+        with self._open(key) as fh:
             fh.seek(start)
             return fh.read(length)
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
-        try:
-            shutil.copyfile(self._path(key), path)
-        except (FileNotFoundError, NotADirectoryError):
-            raise StorageNotFoundError(f"Object {key!r} does not exist in {self.description}.") from None
+        with self._open(key) as src, open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:  # noqa: D102
-        if not self.dir.exists():
+        if not self.dir.is_dir():
             return
         start = self.dir
         if prefix:
             folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-            start = self.dir / folder if folder else self.dir
             if folder:
                 validate_key(folder)
-        if not start.exists():
+                start = self.dir / folder
+        parts = start.relative_to(self.dir).parts
+        if any(self.dir.joinpath(*parts[: i + 1]).is_symlink() for i in range(len(parts))):
+            return  # a linked folder is never descended into
+        if not start.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames.sort()
+        for dirpath, dirnames, filenames in os.walk(start):  # does not follow links below ``start``
+            kept = []
+            for d in sorted(dirnames):
+                if os.path.islink(os.path.join(dirpath, d)):
+                    log.warning("Not listing %s: a symbolic link to a folder", os.path.join(dirpath, d))
+                else:
+                    kept.append(d)
+            dirnames[:] = kept
             for fn in sorted(filenames):
                 if fn.startswith(".") and ".tmp-" in fn:
                     continue
                 full = Path(dirpath) / fn
                 key = full.relative_to(self.dir).as_posix()
-                if key.startswith(prefix):
-                    st = full.stat()
-                    yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    validate_key(key)
+                    # A file link is listed under its own key, so deleting the backup removes it (never what
+                    # it points to) and reading it is refused naming it; a dangling one with its own size.
+                    st = full.stat() if full.exists() else full.lstat()
+                except (InvalidArgumentError, OSError):
+                    continue  # a name no backup writes, or gone since
+                yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, timezone.utc))
 
     def list_dirs(self, prefix: str = "") -> builtins.list[str]:  # noqa: D102
-        d = self.dir / prefix.strip("/") if prefix.strip("/") else self.dir
-        if not d.is_dir():
+        p = prefix.strip("/")
+        d = self.dir / validate_key(p) if p else self.dir
+        if not d.is_dir() or d.is_symlink() or not self._inside(d):
             return []
-        return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            c.name for c in d.iterdir() if c.is_dir() and not c.is_symlink() and not c.name.startswith(".")
+        )
 
     def delete(self, keys: builtins.list[str]) -> None:  # noqa: D102
+        paths = [self._path(key, "delete", the_link_itself=True) for key in keys]
         parents: set[Path] = set()
-        for key in keys:
-            p = self._path(key)
-            p.unlink(missing_ok=True)
+        for p in paths:
+            if p.is_dir() and not p.is_symlink():
+                continue  # a key names an object, never a folder
+            p.unlink(missing_ok=True)  # a link itself goes, never what it points to
             parents.add(p.parent)
         for parent in sorted(parents, key=lambda x: len(x.parts), reverse=True):
-            while parent != self.dir and self.dir in parent.parents:
+            while parent != self.dir and self.dir in parent.parents and not parent.is_symlink():
                 try:
                     parent.rmdir()
                 except OSError:
@@ -307,7 +393,8 @@ class S3Storage(Storage):
 
     :param client: a boto3 S3 client (the Airflow hook hands in the one from ``S3Hook.get_conn()``).
     :param bucket: the bucket name.
-    :param root_path: the prefix under which backups live.
+    :param root_path: the prefix under which backups live (default ``"backup"``).
+    :param allow_root_at_top: accept an empty ``root_path``: backups at the top of the bucket.
     :param sse: ``"AES256"`` (SSE-S3) or ``"aws:kms"`` (SSE-KMS); ``None`` for the bucket default.
     :param sse_kms_key_id: the KMS key id with ``sse="aws:kms"``.
     :param max_concurrency: parallel parts of one multipart upload.
@@ -327,12 +414,13 @@ class S3Storage(Storage):
         max_concurrency: int = 4,
         retry_seconds: float = 60.0,
         retry_attempts: int = 6,
+        allow_root_at_top: bool = False,
     ) -> None:
         if not bucket or not isinstance(bucket, str):
             raise InvalidArgumentError("An S3 bucket name is required: set bucket_name.")
         self.client = client
         self.bucket = bucket
-        self.root = validate_root(root_path)
+        self.root = validate_root(root_path, allow_root_at_top=allow_root_at_top, where=f"bucket {bucket!r}")
         self.sse = sse
         self.sse_kms_key_id = sse_kms_key_id
         self.description = f"s3://{bucket}/{self.root}" if self.root else f"s3://{bucket}"
@@ -357,8 +445,32 @@ class S3Storage(Storage):
         validate_key(key)
         return f"{self.root}/{key}" if self.root else key
 
-    def _rel(self, full: str) -> str:
-        return full[len(self.root) + 1 :] if self.root else full
+    def _rel(self, full: str, prefix: str) -> str | None:
+        """Return the key of a listed object relative to the root, or ``None`` for one to ignore.
+
+        Only keys under the prefix asked for whose every segment is valid are ours: S3 keys are plain
+        strings, so ``<root>/b1/../../x`` or ``<root>/b1//x`` would otherwise come back from a listing of
+        ``b1/`` and lead a delete outside the backup.
+        """
+        if not full.startswith(prefix):
+            log.warning("Ignoring S3 key %r: it is not under %r", full, prefix)
+            return None
+        key = full[len(self.root) + 1 :] if self.root else full
+        try:
+            return validate_key(key)
+        except InvalidArgumentError:
+            log.warning("Ignoring S3 key %r in %s: no backup writes such a key", full, self.description)
+            return None
+
+    def _prefix(self, prefix: str) -> str:
+        """Return the full S3 prefix of a listing, its folder part validated."""
+        folder, _, last = prefix.rpartition("/")
+        for part in (folder, last):
+            if part:
+                validate_key(part)
+        if not prefix:
+            return f"{self.root}/" if self.root else ""
+        return f"{self.root}/{prefix}" if self.root else prefix
 
     def extra_args(self) -> dict[str, str]:
         """Return the upload arguments that carry server-side encryption settings."""
@@ -520,11 +632,7 @@ class S3Storage(Storage):
         )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:  # noqa: D102
-        full = (
-            (f"{self.root}/{prefix}" if self.root else prefix)
-            if prefix
-            else (f"{self.root}/" if self.root else "")
-        )
+        full = self._prefix(prefix)
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": full}
@@ -533,13 +641,17 @@ class S3Storage(Storage):
             list_page = functools.partial(self.client.list_objects_v2, **kwargs)
             page = self._call(f"List {prefix or '/'!r}", list_page)
             for obj in page.get("Contents", []):
-                yield ObjectInfo(self._rel(obj["Key"]), int(obj["Size"]), obj["LastModified"])
+                key = self._rel(obj["Key"], full)
+                if key is not None:
+                    yield ObjectInfo(key, int(obj["Size"]), obj["LastModified"])
             if not page.get("IsTruncated"):
                 return
             token = page.get("NextContinuationToken")
 
     def list_dirs(self, prefix: str = "") -> builtins.list[str]:  # noqa: D102
         p = prefix.strip("/")
+        if p:
+            validate_key(p)
         full = "/".join(x for x in (self.root, p) if x)
         full = f"{full}/" if full else ""
         names: list[str] = []
@@ -551,7 +663,10 @@ class S3Storage(Storage):
             list_page = functools.partial(self.client.list_objects_v2, **kwargs)
             page = self._call(f"List {prefix or '/'!r}", list_page)
             for cp in page.get("CommonPrefixes", []):
-                names.append(cp["Prefix"][len(full) :].rstrip("/"))
+                cp_key = str(cp["Prefix"])
+                name = cp_key[len(full) :].rstrip("/")
+                if cp_key.startswith(full) and _SEGMENT_RE.fullmatch(name) and name not in (".", ".."):
+                    names.append(name)
             if not page.get("IsTruncated"):
                 return sorted(names)
             token = page.get("NextContinuationToken")

@@ -178,8 +178,9 @@ class MilvusBackupHook(BaseHook):
         extra). Not read when ``backup_config`` carries an access key, or with ``local_path``.
     :param bucket_name: the bucket of backups; default: ``backup_config``'s ``minio.backupBucketName``, else
         the AWS connection's ``service_config.s3.bucket_name``.
-    :param root_path: the prefix of backups in the bucket (or directory); default ``backup_config``'s
-        ``minio.backupRootPath``, else ``"backup"`` in a bucket and none in ``local_path``.
+    :param root_path: the prefix of backups in the bucket, or their folder in ``local_path``; default
+        ``backup_config``'s ``minio.backupRootPath``, else ``"backup"``. An empty or ``"/"`` root is refused
+        unless ``allow_root_at_top``.
     :param backup_config: path of a Milvus Backup ``backup.yaml`` (Milvus address, port, user, password, TLS;
         bucket, root path and S3 endpoint and keys of backups).
     :param local_path: keep backups in this local (or mounted) directory instead of S3.
@@ -189,6 +190,8 @@ class MilvusBackupHook(BaseHook):
     :param parallelism: partitions or collections processed at the same time.
     :param progress_interval: seconds between progress lines in the log.
     :param logger: where engine progress goes (operators pass their task logger).
+    :param allow_root_at_top: accept an empty ``root_path``: backups at the top of the bucket or directory,
+        next to anything else kept there (never touched: see FORMAT.md).
     """
 
     conn_name_attr = "milvus_conn_id"
@@ -211,9 +214,11 @@ class MilvusBackupHook(BaseHook):
         parallelism: int = 2,
         progress_interval: float = 5.0,
         logger: logging.Logger | None = None,
+        allow_root_at_top: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allow_root_at_top = allow_root_at_top
         self.milvus_conn_id = milvus_conn_id
         self.aws_conn_id = aws_conn_id
         self.bucket_name = bucket_name or None
@@ -396,9 +401,14 @@ class MilvusBackupHook(BaseHook):
             )
         root = self.root_path if self.root_path is not None else (cfg.root_path if cfg else None)
         local = self.local_path or (None if self.bucket_name else (cfg.local_path if cfg else None))
+        # a backup.yaml of storage type local names the directory of backups itself (Milvus Backup's layout)
+        yaml_local = bool(cfg and cfg.local_path and local == cfg.local_path and root == "")
+        at_top = self.allow_root_at_top or yaml_local
         with engine_errors_as_airflow(self.scrub):
             if local:
-                return LocalStorage(local, root or "")
+                return LocalStorage(
+                    local, root if root is not None else DEFAULT_ROOT_PATH, allow_root_at_top=at_top
+                )
             s3 = self.get_s3_hook()
             bucket = self.bucket_name or (cfg.bucket_name if cfg else None)
             if not bucket:
@@ -415,6 +425,7 @@ class MilvusBackupHook(BaseHook):
                 root if root is not None else DEFAULT_ROOT_PATH,
                 sse=self.sse,
                 sse_kms_key_id=self.sse_kms_key_id,
+                allow_root_at_top=self.allow_root_at_top,
             )
 
     @property

@@ -43,6 +43,7 @@ class MilvusBackupHookMixin:
     sse_kms_key_id: str | None = None
     parallelism: int = 2
     progress_interval: float = 5.0
+    allow_root_at_top: bool = False
 
     def hook_kwargs(self) -> dict[str, Any]:
         """Return the hook's location settings (also what triggers serialise)."""
@@ -54,6 +55,7 @@ class MilvusBackupHookMixin:
             "backup_config": self.backup_config or None,
             "local_path": self.local_path or None,
             "region_name": self.region_name or None,
+            "allow_root_at_top": bool(self.allow_root_at_top),
         }
 
     @cached_property
@@ -86,6 +88,8 @@ class MilvusBackupBaseOperator(MilvusBackupHookMixin, BaseOperator):
     :param sse_kms_key_id: the KMS key with ``sse="aws:kms"``.
     :param parallelism: partitions or collections processed at the same time.
     :param progress_interval: seconds between progress lines in the task log.
+    :param allow_root_at_top: accept an empty ``root_path`` (backups at the top of the bucket or directory,
+        next to anything else kept there, which is never touched); refused otherwise.
     """
 
     template_fields: Sequence[str] = HOOK_TEMPLATE_FIELDS
@@ -106,9 +110,11 @@ class MilvusBackupBaseOperator(MilvusBackupHookMixin, BaseOperator):
         sse_kms_key_id: str | None = None,
         parallelism: int = 2,
         progress_interval: float = 5.0,
+        allow_root_at_top: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allow_root_at_top = allow_root_at_top
         self.milvus_conn_id = milvus_conn_id
         self.aws_conn_id = aws_conn_id
         self.bucket_name = bucket_name

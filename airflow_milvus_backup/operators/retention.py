@@ -47,8 +47,10 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
     A complete backup is kept if it is one of the newest ``keep_last``, or younger than ``max_age``, (the
     rules add up, as in borg and restic); every other one is deleted. Never deleted: the newest complete
     backup, a backup being written, a backup a running restore reads (a live lease with a running state under
-    ``<backup>/restores/``), a backup with a corrupt manifest (left for a human to look at). Partial backups
-    (interrupted: objects without a manifest) older than ``partial_grace_period`` are deleted too.
+    ``<backup>/restores/``), a backup with a corrupt manifest (left for a human to look at), and any folder
+    that is not a backup of this package (state ``unknown``: no marker, lock or manifest of ours; never
+    touched). Partial backups (ours, interrupted: no manifest) older than ``partial_grace_period`` are
+    deleted too.
 
     :param keep_last: keep this many newest complete backups.
     :param max_age: keep complete backups younger than this (a timedelta, or seconds).
@@ -112,7 +114,10 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
                 candidates.append((b["name"], f"complete, created {b.get('created_at')}"))
         for b in backups:
             state = b.get("state")
-            if state == "partial":
+            if state == "unknown" or b.get("owned") is False:
+                skipped[b["name"]] = b.get("reason") or "not a backup of airflow-milvus-backup: not touched"
+                self.log.info("Not touching %s: %s", b["name"], skipped[b["name"]])
+            elif state == "partial":
                 created = _created(b)
                 if created is not None and now - created > grace:
                     candidates.append((b["name"], f"partial (interrupted), created {b.get('created_at')}"))

@@ -107,6 +107,7 @@ class MilvusBackupSensor(MilvusBackupHookMixin, BaseSensorOperator):
     :param local_path: a local directory of backups instead of S3 (templated).
     :param region_name: the S3 region.
     :param deferrable: wait in the triggerer instead of a worker slot.
+    :param allow_root_at_top: accept an empty ``root_path`` (backups at the top of the bucket or directory).
     """
 
     template_fields: Sequence[str] = ("backup_name", "backup_prefix", "newer_than", *HOOK_TEMPLATE_FIELDS)
@@ -126,9 +127,11 @@ class MilvusBackupSensor(MilvusBackupHookMixin, BaseSensorOperator):
         local_path: str | None = None,
         region_name: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        allow_root_at_top: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.allow_root_at_top = allow_root_at_top
         self.backup_name = backup_name
         self.backup_prefix = backup_prefix
         self.newer_than = newer_than

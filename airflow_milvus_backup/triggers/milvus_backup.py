@@ -32,8 +32,10 @@ class _MilvusBackupBaseTrigger(BaseTrigger):
         local_path: str | None = None,
         region_name: str | None = None,
         poll_interval: float = 30.0,
+        allow_root_at_top: bool = False,
     ) -> None:
         super().__init__()
+        self.allow_root_at_top = allow_root_at_top
         self.milvus_conn_id = milvus_conn_id
         self.aws_conn_id = aws_conn_id
         self.bucket_name = bucket_name
@@ -53,6 +55,7 @@ class _MilvusBackupBaseTrigger(BaseTrigger):
             "local_path": self.local_path,
             "region_name": self.region_name,
             "poll_interval": self.poll_interval,
+            "allow_root_at_top": self.allow_root_at_top,
         }
 
     def _hook(self) -> MilvusBackupHook:
