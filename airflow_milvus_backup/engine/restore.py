@@ -983,8 +983,10 @@ class RestoreEngine:
             if (tdb, tname) in seen:
                 raise InvalidArgumentError(
                     f"Collections {seen[(tdb, tname)]} and {_qualified(db, coll)} of {where} would both be "
-                    f"restored to {_qualified(tdb, tname)}; change collection_renames or collection_suffix "
-                    "so every target is unique."
+                    f"restored to {_qualified(tdb, tname)} (a restore goes into the connection's database "
+                    "unless target_db_name or a rule says otherwise); keep each source database with "
+                    f'collection_renames={{"{db}.*": "{db}.*"}}, or change collection_renames or '
+                    "collection_suffix so every target is unique."
                 )
             seen[(tdb, tname)] = _qualified(db, coll)
             pairs.append((by_source[(db, coll)], tdb, tname))
