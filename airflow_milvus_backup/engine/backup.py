@@ -158,7 +158,8 @@ class _PartitionExport:
         read. ``next()`` reads every row: a 768-d vector becomes 768 Python floats, which cost the client
         more CPU than all the rest of a backup and left Milvus waiting. The cursor filter is built by
         :func:`~airflow_milvus_backup.engine.paging.pk_pages` (escaped for the server: any key pages
-        correctly). Falls back to ``next()`` when the pymilvus in use has no cursor.
+        correctly), never by ``next()``, whose cursor pastes the key unescaped. With a pymilvus that has no
+        cursor, the pages are read without one snapshot timestamp.
         """
         kwargs: dict[str, Any] = {"batch_size": batch, "output_fields": output}
         if self.partition is not None:
@@ -168,19 +169,12 @@ class _PartitionExport:
             session_ts = int(it.get_cursor().session_ts)
         except Exception:  # noqa: BLE001 - older pymilvus
             session_ts = 0
-        if not session_ts:
-            try:
-                while not stop.is_set():
-                    rows = it.next()
-                    if not rows:
-                        return
-                    yield rows
-            finally:
-                it.close()
-            return
         it.close()
-        self.snapshot_ts = session_ts
-        params: dict[str, Any] = {"guarantee_timestamp": session_ts}
+        # without a session timestamp (older pymilvus) pages are read at the latest data, each on its own
+        params: dict[str, Any] = {"consistency_level": "Strong"}
+        if session_ts:
+            self.snapshot_ts = session_ts
+            params = {"guarantee_timestamp": session_ts}
         if self.meta.get("collection_id") is not None:
             params["collection_id"] = self.meta["collection_id"]
         yield from pk_pages(
