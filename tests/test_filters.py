@@ -5,7 +5,8 @@ quotes, backslashes (alone and before letters that make escapes), control charac
 U+2028, emoji, the empty string; INT64 keys from the whole range with the extremes. Properties:
 
 * ``query(filter=pk_in(keys))`` returns exactly the stored ones among ``keys``;
-* ``pk_compare(op, k)`` returns exactly the stored keys ``op k`` in Python's order (UTF-8 byte order);
+* ``pk_compare(op, k)`` returns exactly the stored keys ``op k`` in Python's order (UTF-8 byte order), and
+  ``pk_range(low, high)`` those between;
 * a backup whose pages end on such keys (256 rows a page) holds every row exactly once; its restore verifies
   (``verify_restore``); a restore interrupted inside a file and run again deletes exactly that file's
   half-inserted keys before inserting them again (no duplicates, no loss).
@@ -175,8 +176,9 @@ def test_pk_in_and_comparisons_match_exactly_the_keys(server, dtype):
         absent=st.lists(keys, max_size=4),
         op=st.sampled_from(OPS),
         pivot=keys,
+        other=keys,
     )
-    def check(new: list[Any], absent: list[Any], op: str, pivot: Any) -> None:
+    def check(new: list[Any], absent: list[Any], op: str, pivot: Any, other: Any) -> None:
         client.upsert(name, rows_for(new))
         present.update(new)
         probe = new[: len(new) // 2 + 1] + absent
@@ -184,6 +186,9 @@ def test_pk_in_and_comparisons_match_exactly_the_keys(server, dtype):
         assert sorted(got) == sorted(set(probe) & present)
         got = stored_keys(client, name, pk_compare("pk", dtype, op, pivot, grammar))
         assert sorted(got) == sorted(k for k in present if holds(op, k, pivot)), (op, pivot)
+        low, high = min(pivot, other), max(pivot, other)
+        got = stored_keys(client, name, pk_range("pk", dtype, low, high, grammar))
+        assert sorted(got) == sorted(k for k in present if low <= k <= high), (low, high)
 
     try:
         check()
