@@ -12,7 +12,6 @@ One backup of collections goes:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -50,6 +49,7 @@ from airflow_milvus_backup.engine.names import (
     select_collections,
     validate_backup_name,
 )
+from airflow_milvus_backup.engine.paging import pk_pages
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
 from airflow_milvus_backup.engine.schema import capture_collection, exported_fields, primary_field
 from airflow_milvus_backup.engine.storage import file_sha256
@@ -158,8 +158,10 @@ class _PartitionExport:
         requests its ``next()`` sends (primary-key cursor, the server's iterator mode, that timestamp), but
         through ``MilvusClient.query``, whose pages keep vectors and JSON columnar (protobuf) until a row is
         read. ``next()`` reads every row: a 768-d vector becomes 768 Python floats, which cost the client
-        more CPU than all the rest of a backup and left Milvus waiting. Falls back to ``next()`` when the
-        pymilvus in use has no cursor.
+        more CPU than all the rest of a backup and left Milvus waiting. The cursor filter is built by
+        :func:`~airflow_milvus_backup.engine.paging.pk_pages` (escaped for the server: any key pages
+        correctly), never by ``next()``, whose cursor pastes the key unescaped. With a pymilvus that has no
+        cursor, the pages are read without one snapshot timestamp.
         """
         kwargs: dict[str, Any] = {"batch_size": batch, "output_fields": output}
         if self.partition is not None:
@@ -169,47 +171,25 @@ class _PartitionExport:
             session_ts = int(it.get_cursor().session_ts)
         except Exception:  # noqa: BLE001 - older pymilvus
             session_ts = 0
-        if not session_ts:
-            try:
-                while not stop.is_set():
-                    rows = it.next()
-                    if not rows:
-                        return
-                    yield rows
-            finally:
-                it.close()
-            return
         it.close()
-        self.snapshot_ts = session_ts
-        pk_is_str = primary_field(self.meta)["type"] == "VARCHAR"
-        params: dict[str, Any] = {
-            "limit": batch,
-            "guarantee_timestamp": session_ts,
-            "iterator": "True",
-            "reduce_stop_for_best": "True",
-        }
+        # without a session timestamp (older pymilvus) pages are read at the latest data, each on its own
+        params: dict[str, Any] = {"consistency_level": "Strong"}
+        if session_ts:
+            self.snapshot_ts = session_ts
+            params = {"guarantee_timestamp": session_ts}
         if self.meta.get("collection_id") is not None:
             params["collection_id"] = self.meta["collection_id"]
-        last: Any = None
-        while not stop.is_set():
-            if last is None:
-                expr = ""
-            else:
-                # json.dumps quotes and escapes a string key as Milvus' expression grammar reads it
-                literal = json.dumps(last, ensure_ascii=False) if pk_is_str else str(int(last))
-                expr = f"{self.pk} > {literal}"
-            page = self.client.query(
-                self.meta["name"],
-                filter=expr,
-                output_fields=output,
-                partition_names=kwargs.get("partition_names"),
-                **params,
-            )
-            if len(page) == 0:
-                return
-            # the last row's key, read without materializing the page's vectors (list.__getitem__)
-            last = list.__getitem__(page, len(page) - 1)[self.pk]
-            yield page
+        yield from pk_pages(
+            self.client,
+            self.meta["name"],
+            pk=self.pk,
+            dtype=str(primary_field(self.meta)["type"]),
+            output_fields=output,
+            batch=batch,
+            partition=self.partition,
+            params=params,
+            stop=stop,
+        )
 
     def run(self) -> dict[str, Any]:
         """Export the partition; return its manifest entry (name, rows, files)."""

@@ -99,6 +99,7 @@ from airflow_milvus_backup.engine.errors import (
     TargetExistsError,
     UnsupportedError,
 )
+from airflow_milvus_backup.engine.filters import grammar_of, pk_in
 from airflow_milvus_backup.engine.indexes import create_index
 from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.names import (
@@ -2022,7 +2023,7 @@ class RestoreEngine:
                 pks = table.column(t.pk).to_pylist() if t.keep_keys else []
                 try:
                     if redo and pks:
-                        self._delete(c, t.name, pks, partition)
+                        self._delete(c, t, pks, partition)
                     self._insert(c, inserter, t, table, pks, partition)
                 except Exception as e:
                     if not _milvus_exception(e) or is_connection_failure(e):
@@ -2051,10 +2052,12 @@ class RestoreEngine:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def _delete(self, c: MilvusClient, collection: str, pks: list[Any], partition: str | None) -> None:
+    def _delete(self, c: MilvusClient, t: _Target, pks: list[Any], partition: str | None) -> None:
+        # the filter is built by filters.pk_in: pymilvus' delete(ids=...) quotes keys without escaping them
         kwargs = {"partition_name": partition} if partition else {}
+        dtype, grammar = str(primary_field(t.meta)["type"]), grammar_of(c)
         for i in range(0, len(pks), _DELETE_CHUNK):
-            c.delete(collection, ids=pks[i : i + _DELETE_CHUNK], **kwargs)
+            c.delete(t.name, filter=pk_in(t.pk, dtype, pks[i : i + _DELETE_CHUNK], grammar), **kwargs)
 
     def _insert(
         self,
@@ -2080,7 +2083,7 @@ class RestoreEngine:
             with attempt:
                 if attempt.retry_state.attempt_number > 1 and pks:
                     # The failed call may have landed: remove its rows so the retry cannot duplicate them.
-                    self._delete(c, t.name, pks, partition)
+                    self._delete(c, t, pks, partition)
                 inserter.insert(table, partition)
 
     # ----------------------------------------------------------------------------------------- bulk import

@@ -10,12 +10,14 @@ does not list (those are reported as ``unlisted``, not as errors).
 
 :func:`verify_restore` compares restored collections with the backup:
 
-* rows per partition equal to the manifest, counted by reading the partition back with ``query_iterator``
-  (Milvus Lite's ``count(*)`` ignores partition filters, so counts are not taken from it);
+* rows per partition equal to the manifest, counted by reading the partition back page by page
+  (:func:`~airflow_milvus_backup.engine.paging.pk_pages`; Milvus Lite's ``count(*)`` ignores partition
+  filters, so counts are not taken from it);
 * every row equal to the backup: for each data file, a digest per row (every stored field, exact: float32 by
   bytes, JSON as the text Milvus returned with numbers compared as exact decimals, dynamic fields included)
   keyed by primary key, against the same rows fetched from the target by key (``pk in [...]`` in that
-  partition). When the restore gave the rows new primary keys,
+  partition, built by :func:`~airflow_milvus_backup.engine.filters.pk_in`). When the restore gave the rows
+  new primary keys,
   the multiset of digests without the key is compared per partition instead;
 * schema equal field by field (modulo what the server does not report back), indexes listed;
 * when the source collection still exists with the same index, a sample of searches on the source and the
@@ -56,8 +58,10 @@ from airflow_milvus_backup.engine.errors import (
     MilvusBackupError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.filters import grammar_of, pk_in
 from airflow_milvus_backup.engine.jsontext import canonical_json, canonical_json_text
 from airflow_milvus_backup.engine.names import DEFAULT_DB, split_qualified
+from airflow_milvus_backup.engine.paging import pk_pages
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import capture_field, exported_fields, primary_field
 from airflow_milvus_backup.engine.storage import file_sha256
@@ -291,10 +295,6 @@ def row_digest(
     return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
 
 
-def _pk_filter(pk: str, values: list[Any]) -> str:
-    return f"{pk} in {json.dumps(values, ensure_ascii=False)}"
-
-
 # ------------------------------------------------------------------------------------------------ restores
 def _pairs(mapping: Mapping[str, Any]) -> tuple[list[tuple[str, str, dict[str, Any]]], bool]:
     """Return ``(source, target, entry)`` triples (qualified names) and whether it was a meta_only restore."""
@@ -419,32 +419,36 @@ def _summary(res: dict[str, Any]) -> str:
     return f"{res['target']}: " + "; ".join(bits or ["differs"])
 
 
-def _count(client: MilvusClient, name: str, pk: str, partition: str | None) -> int:
-    kw: dict[str, Any] = {"batch_size": 4096, "output_fields": [pk], "consistency_level": "Strong"}
-    if partition:
-        kw["partition_names"] = [partition]
-    it = client.query_iterator(name, **kw)
+def _count(client: MilvusClient, name: str, pk: str, dtype: str, partition: str | None) -> int:
     n = 0
-    try:
-        while rows := it.next():
-            n += len(rows)
-    finally:
-        it.close()
+    for page in pk_pages(
+        client,
+        name,
+        pk=pk,
+        dtype=dtype,
+        output_fields=[pk],
+        batch=4096,
+        partition=partition,
+        params={"consistency_level": "Strong"},
+    ):
+        n += len(page)
     return n
 
 
 def _iter_rows(
-    client: MilvusClient, name: str, out: list[str], partition: str | None
+    client: MilvusClient, name: str, pk: str, dtype: str, out: list[str], partition: str | None
 ) -> Iterator[dict[str, Any]]:
-    kw: dict[str, Any] = {"batch_size": 1000, "output_fields": out, "consistency_level": "Strong"}
-    if partition:
-        kw["partition_names"] = [partition]
-    it = client.query_iterator(name, **kw)
-    try:
-        while rows := it.next():
-            yield from rows
-    finally:
-        it.close()
+    for page in pk_pages(
+        client,
+        name,
+        pk=pk,
+        dtype=dtype,
+        output_fields=out,
+        batch=1000,
+        partition=partition,
+        params={"consistency_level": "Strong"},
+    ):
+        yield from page
 
 
 def _iter_file_tables(storage: Storage, key: str, tmp_dir: str | None) -> Iterator[Any]:
@@ -538,6 +542,8 @@ def _compare_data(
     all_names = {f["name"] for f in meta["fields"]}
     dynamic = bool(meta.get("enable_dynamic_field"))
     pk = primary_field(meta)["name"]
+    pk_type = str(primary_field(meta)["type"])
+    grammar = grammar_of(client)
     new_keys = entry.get("keys") == "new"
     partition_key = any(f.get("is_partition_key") for f in meta["fields"])
     out = ["*"] if dynamic else [f["name"] for f in fields]
@@ -550,7 +556,7 @@ def _compare_data(
     for part in meta.get("data", []):
         pname = None if partition_key else part.get("partition")
         expected = 0 if meta_only else int(part.get("rows", 0))
-        found = _count(client, tname, pk, pname)
+        found = _count(client, tname, pk, pk_type, pname)
         rows_expected += expected
         rows_found += found
         parts_report.append(
@@ -569,7 +575,7 @@ def _compare_data(
             # query_iterator's rows come decoded by pymilvus (JSON numbers as float64): compare as such
             got: Counter[str] = Counter(
                 row_digest(r, fields, all_names, dynamic, skip=pk, json_as_float=True)
-                for r in _iter_rows(client, tname, out, pname)
+                for r in _iter_rows(client, tname, pk, pk_type, out, pname)
             )
             if want != got:
                 data_equal = False
@@ -583,7 +589,10 @@ def _compare_data(
                 rows = table_to_rows(table, fields, json_text=True)
                 want_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in rows}
                 got_rows = _exact_rows(
-                    client.query(tname, filter=_pk_filter(pk, list(want_d)), **kw), fields, all_names, dynamic
+                    client.query(tname, filter=pk_in(pk, pk_type, list(want_d), grammar), **kw),
+                    fields,
+                    all_names,
+                    dynamic,
                 )
                 got_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in got_rows}
                 for key, digest in want_d.items():
@@ -597,7 +606,7 @@ def _compare_data(
                             mismatches.append(key)
     if partition_key or not meta.get("data"):
         # rows outside the backed-up partitions (or in a collection with none) count too
-        total = _count(client, tname, pk, None)
+        total = _count(client, tname, pk, pk_type, None)
         if total != rows_found:
             rows_found = total
             data_equal = data_equal and total == rows_expected
