@@ -16,6 +16,7 @@ from airflow_milvus_backup.engine.errors import (
     MilvusAuthenticationError,
     MilvusConnectionError,
 )
+from airflow_milvus_backup.engine.uri import display_address, split_uri, token_secrets
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -28,6 +29,8 @@ class MilvusParams:
     """Everything needed to open a ``MilvusClient``.
 
     :param uri: ``http(s)://host:port``, a Zilliz Cloud endpoint, or the path of a Milvus Lite ``.db`` file.
+        Credentials in it (``http://user:password@host``, any scheme) are taken out once, here: they become
+        ``user``/``password`` (or ``token``) unless those are given, and ``uri`` keeps only the address.
     :param token: an API key or ``user:password`` (never logged).
     :param user: user name, with ``password``.
     :param password: password (never logged).
@@ -51,6 +54,21 @@ class MilvusParams:
     client_pem_path: str = ""
     client_key_path: str = ""
     timeout: float = 30.0
+    #: the secret parts the URI held (kept to scrub them even where explicit credentials override them)
+    uri_secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = split_uri(self.uri)
+        if parts.uri == self.uri:
+            return
+        self.uri = parts.uri
+        self.uri_secrets = tuple(dict.fromkeys((*self.uri_secrets, *parts.secrets())))
+        if self.token or self.user:
+            return  # explicit credentials win over the URI's, as in pymilvus
+        if parts.token:
+            self.token = parts.token
+        else:
+            self.user, self.password = parts.user, parts.password
 
     @property
     def is_lite(self) -> bool:
@@ -59,16 +77,13 @@ class MilvusParams:
 
     @property
     def address(self) -> str:
-        """The address to show in messages: the URI with any credentials removed."""
-        uri = self.uri
-        if "@" in uri and "://" in uri:
-            scheme, rest = uri.split("://", 1)
-            uri = f"{scheme}://{rest.split('@', 1)[1]}"
-        return uri
+        """The address to show in messages, logs, manifests and statuses: no user information, no query."""
+        return display_address(self.uri)
 
     def secrets(self) -> list[str]:
-        """Return the secret values, so callers can make sure they never appear anywhere."""
-        return [s for s in (self.token, self.password) if s]
+        """Return the secret values (longest first), so callers can make sure they never appear anywhere."""
+        found = {*token_secrets(self.token), self.password, *self.uri_secrets}
+        return sorted((s for s in found if s), key=len, reverse=True)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for ``MilvusClient``."""
