@@ -16,6 +16,7 @@ from airflow_milvus_backup.engine.errors import (
     MilvusAuthenticationError,
     MilvusConnectionError,
 )
+from airflow_milvus_backup.engine.failures import FailureKind, classify, message_of
 from airflow_milvus_backup.engine.uri import display_address, split_uri, token_secrets
 
 if TYPE_CHECKING:
@@ -124,27 +125,12 @@ def describe_milvus_error(params: MilvusParams, exc: BaseException, what: str) -
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """Return whether a pymilvus/grpc exception means Milvus is unreachable or refused us."""
-    text = str(exc).lower()
-    code = getattr(exc, "code", None)
-    markers = (
-        "fail connecting",
-        "unavailable",
-        "connection refused",
-        "failed to connect",
-        "deadline exceeded",
-        "connect to server",
-        "socket closed",
-        "not ready",
-        "server unavailable",
-        "timeout",
-        "illegal connection params",
-        "unauthenticated",
-        "auth",
-        "credential",
-        "connection reset",
-    )
-    return code in (1, 2, 15, 16, 1800) or any(m in text for m in markers)
+    """Return whether a pymilvus/grpc exception means Milvus is unreachable or refused the login.
+
+    Decided by :func:`~airflow_milvus_backup.engine.failures.classify` (types, gRPC status, server codes),
+    not by words alone: a refused row naming a field ``auth_code`` is not a refused login.
+    """
+    return classify(exc) in (FailureKind.UNREACHABLE, FailureKind.AUTH)
 
 
 def auth_failure(exc: BaseException) -> str | None:
@@ -175,6 +161,8 @@ def auth_failure(exc: BaseException) -> str | None:
 
 def _connection_error(params: MilvusParams, exc: BaseException, what: str) -> MilvusConnectionError:
     reason = auth_failure(exc)
+    if reason is None and classify(exc) is FailureKind.AUTH:
+        reason = message_of(exc)
     if reason is not None:
         return MilvusAuthenticationError(
             f"{what}: Milvus at {params.address} refused the credentials ({params.scrub(reason)}). "

@@ -90,11 +90,20 @@ from airflow_milvus_backup.engine.errors import (
     MilvusConnectionError,
     NotFoundError,
     RestoreError,
+    RowRejectedError,
     SchemaMismatchError,
     StorageConnectionError,
     StorageNotFoundError,
     TargetExistsError,
     UnsupportedError,
+)
+from airflow_milvus_backup.engine.failures import (
+    FailureKind,
+    classify,
+    message_of,
+    misfit_field,
+    rejected_rows_message,
+    retry_worthy,
 )
 from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.names import (
@@ -189,15 +198,10 @@ def _milvus_exception(e: BaseException) -> bool:
 
 
 def _transient(e: BaseException) -> bool:
-    """Retry rate limits, memory back-pressure and dropped connections; never a refused request."""
+    """Retry rate limits, memory back-pressure and dropped connections; never a refused request or login."""
     if isinstance(e, (MilvusConnectionError, StorageConnectionError)):
         return bool(getattr(e, "retryable", True))  # not a refused login
-    if not _milvus_exception(e) and not type(e).__module__.startswith("grpc"):
-        return False
-    text = str(e).lower()
-    if any(m in text for m in ("rate limit", "quota", "deny to write", "memory", "too many requests")):
-        return True
-    return is_connection_failure(e) and "auth" not in text and "credential" not in text
+    return retry_worthy(e)
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -1912,7 +1916,9 @@ class RestoreEngine:
                     if i + 1 < len(items):
                         # the next file is downloaded and checked while this one is inserted
                         ahead = fetcher.submit(self._fetch, plan, items[i + 1][1], progress)
-                    self._insert_file(c, inserter, plan, t, part, f, redo, status, progress, stop, tmp)
+                    self._insert_file(
+                        milvus, c, inserter, plan, t, part, f, redo, status, progress, stop, tmp
+                    )
             finally:
                 if ahead is not None:
                     with suppress(BaseException):
@@ -1945,6 +1951,7 @@ class RestoreEngine:
 
     def _insert_file(
         self,
+        milvus: MilvusParams,
         c: MilvusClient,
         inserter: BatchInserter,
         plan: _Plan,
@@ -1987,14 +1994,20 @@ class RestoreEngine:
                         self._delete(c, t.name, pks, partition)
                     self._insert(c, inserter, t, table, pks, partition)
                 except Exception as e:
-                    if not _milvus_exception(e) or is_connection_failure(e):
-                        raise
-                    reason = getattr(e, "message", None) or e
-                    raise RestoreError(
-                        f"Inserting rows of {key!r} into {t.target} failed: {reason}. "
-                        "Nothing else of this file is inserted; fix the cause and run the restore again "
-                        "with the same arguments to resume it."
-                    ) from e
+                    if classify(e) in (FailureKind.OTHER, FailureKind.REFUSED) and _milvus_exception(e):
+                        raise RowRejectedError(
+                            rejected_rows_message(
+                                address=milvus.address,
+                                key=key,
+                                target=t.target,
+                                reason=milvus.scrub(message_of(e)),
+                                fields=list(t.meta["fields"]),
+                                suspect=misfit_field(
+                                    table, exported_fields(t.meta), bool(t.meta.get("enable_dynamic_field"))
+                                ),
+                            )
+                        ) from e
+                    raise
                 n += table.num_rows
                 with status.lock:
                     fstate["inserted"] = n
