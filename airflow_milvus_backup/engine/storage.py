@@ -35,6 +35,7 @@ from airflow_milvus_backup.engine.errors import (
     StorageError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.s3errors import code_in_message, is_retryable_answer, unwrap
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -362,11 +363,17 @@ class S3Storage(Storage):
             ConnectionClosedError,
             ConnectTimeoutError,
             EndpointConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
             NoCredentialsError,
             ReadTimeoutError,
         )
 
         where = f"{self.description}" + (f" at {self.endpoint}" if self.endpoint else "")
+        wrapper = exc
+        inner = unwrap(exc)  # the S3 answer or socket error inside boto3's transfer wrappers
+        if isinstance(inner, Exception):
+            exc = inner
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -382,7 +389,7 @@ class S3Storage(Storage):
                     f"{what}: S3 refused access to {where} ({code}). Check the AWS connection's access key "
                     "and secret, and the bucket policy."
                 )
-            if status == 429 or status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError"):
+            if is_retryable_answer(code, status):
                 return StorageConnectionError(f"{what}: S3 at {where} answered {status} {code}; retry later.")
             return StorageError(f"{what}: S3 error {code} ({status}) on {where}.")
         if isinstance(exc, NoCredentialsError):
@@ -396,6 +403,8 @@ class S3Storage(Storage):
                 ConnectTimeoutError,
                 ReadTimeoutError,
                 ConnectionClosedError,
+                HTTPClientError,  # also a body cut short (ResponseStreamingError) and proxy failures
+                IncompleteReadError,
                 ConnectionError,
                 socket.timeout,
                 OSError,
@@ -406,6 +415,9 @@ class S3Storage(Storage):
                 "Check that the endpoint is up and "
                 "endpoint_url is right."
             )
+        code, status = code_in_message(wrapper)
+        if is_retryable_answer(code, status):  # a wrapper that kept only the message
+            return StorageConnectionError(f"{what}: S3 at {where} answered {code}; retry later.")
         return StorageError(f"{what}: {type(exc).__name__} on {where}: {exc}")
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -488,6 +500,10 @@ class S3Storage(Storage):
         k = self._key(key)
         body = self._call(f"Read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=k)["Body"])
         return body
+
+    def sha256(self, key: str) -> tuple[str, int]:  # noqa: D102
+        # the whole read is one attempt: a body cut short starts again from the first byte
+        return self._call(f"Read {key!r}", functools.partial(Storage.sha256, self, key))
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         k = self._key(key)
