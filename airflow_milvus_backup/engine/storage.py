@@ -503,6 +503,7 @@ class S3Storage(Storage):
 
     def sha256(self, key: str) -> tuple[str, int]:  # noqa: D102
         # the whole read is one attempt: a body cut short starts again from the first byte
+        self._key(key)  # a bad key is refused as it is, not as a storage failure
         return self._call(f"Read {key!r}", functools.partial(Storage.sha256, self, key))
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
