@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
+from airflow_milvus_backup.engine.arguments import seconds
 from airflow_milvus_backup.engine.errors import (
     DatabaseNotFoundError,
     MilvusAuthenticationError,
@@ -59,6 +60,7 @@ class MilvusParams:
     uri_secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self.timeout = seconds(self.timeout, "the Milvus timeout", minimum=0.001)
         parts = split_uri(self.uri)
         if parts.uri == self.uri:
             return

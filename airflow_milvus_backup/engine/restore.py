@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
@@ -598,20 +599,23 @@ class RestoreEngine:
         detached_ttl: float = 3600.0,
         status_interval: float = 5.0,
     ) -> None:
-        if insert_batch_rows is not None and insert_batch_rows < 1:
-            raise InvalidArgumentError(f"insert_batch_rows must be at least 1, got {insert_batch_rows!r}.")
+        # checked here, before any work: nothing is created with a bad argument (see engine/arguments.py)
         self.storage = storage
-        self.parallelism = max(1, int(parallelism))
-        self.insert_batch_rows = insert_batch_rows
-        self.insert_batch_bytes = max(64 * 1024, int(insert_batch_bytes))
+        self.parallelism = checks.count(parallelism, "parallelism", maximum=1024)
+        self.insert_batch_rows = (
+            None if insert_batch_rows is None else checks.count(insert_batch_rows, "insert_batch_rows")
+        )
+        self.insert_batch_bytes = max(
+            64 * 1024, checks.count(insert_batch_bytes, "insert_batch_bytes", maximum=1 << 34)
+        )
         self.log = logger or log
         self.progress_callback = progress_callback
-        self.progress_interval = progress_interval
-        self.tmp_dir = tmp_dir
-        self.poll_interval = poll_interval
-        self.status_ttl = status_ttl
-        self.detached_ttl = detached_ttl
-        self.status_interval = status_interval
+        self.progress_interval = checks.seconds(progress_interval, "progress_interval")
+        self.tmp_dir = checks.directory(tmp_dir, "tmp_dir")
+        self.poll_interval = checks.seconds(poll_interval, "poll_interval", minimum=0.01, maximum=86_400)
+        self.status_ttl = checks.seconds(status_ttl, "status_ttl", minimum=1.0)
+        self.detached_ttl = checks.seconds(detached_ttl, "detached_ttl", minimum=1.0)
+        self.status_interval = checks.seconds(status_interval, "status_interval")
 
     # ----------------------------------------------------------------------------------------- public
     def restore(

@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
+from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine.errors import (
     InvalidArgumentError,
     StorageAccessError,
@@ -325,8 +326,11 @@ class S3Storage(Storage):
         self.sse_kms_key_id = sse_kms_key_id
         self.description = f"s3://{bucket}/{self.root}" if self.root else f"s3://{bucket}"
         self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
-        self._retry_seconds = retry_seconds
-        self._retry_attempts = retry_attempts
+        self._retry_seconds = checks.seconds(retry_seconds, "retry_seconds", maximum=86_400)
+        self._retry_attempts = checks.count(retry_attempts, "retry_attempts", maximum=100)
+        max_concurrency = checks.count(max_concurrency, "max_concurrency", maximum=256)
+        multipart_threshold = checks.count(multipart_threshold, "multipart_threshold", maximum=5 << 30)
+        multipart_chunksize = checks.count(multipart_chunksize, "multipart_chunksize", maximum=5 << 30)
         from boto3.s3.transfer import TransferConfig
 
         self.transfer_config = TransferConfig(
