@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
