@@ -7,7 +7,8 @@ One small hierarchy rooted at :class:`~airflow.sdk.exceptions.AirflowException`:
 * :class:`MilvusBackupFailException` - failures a retry cannot fix (Airflow does not retry them):
   :class:`MilvusBackupInvalidArgument` (also a ``ValueError``: a bad name, option, connection or
   ``backup.yaml``), :class:`MilvusBackupIntegrityError` (checksum, manifest, verification),
-  :class:`MilvusBackupConflictError` (exists already, schema mismatch, unsupported) and
+  :class:`MilvusBackupConflictError` (exists already, schema mismatch, unsupported),
+  :class:`MilvusBackupRowsRejected` (Milvus refused rows of a backup) and
   :class:`MilvusBackupAuthenticationError` (Milvus refused the user, password or token).
 
 The engine's message is kept as it is (it names the object and the fix and holds no secret); the engine
@@ -52,6 +53,10 @@ class MilvusBackupConflictError(MilvusBackupFailException):
     """The target already exists, has another schema, or the server cannot do what was asked."""
 
 
+class MilvusBackupRowsRejected(MilvusBackupFailException):
+    """Milvus refused rows of a data file (they do not fit the target's schema): a retry is refused again."""
+
+
 class MilvusBackupAuthenticationError(MilvusBackupFailException):
     """Milvus or S3 refused the credentials: fix the connection; a retry would be refused again."""
 
@@ -70,6 +75,8 @@ def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = No
     cls: type[MilvusBackupException]
     if isinstance(exc, engine_errors.IntegrityError):
         cls = MilvusBackupIntegrityError
+    elif isinstance(exc, engine_errors.RowRejectedError):
+        cls = MilvusBackupRowsRejected
     elif isinstance(exc, (engine_errors.MilvusAuthenticationError, engine_errors.StorageAccessError)):
         # Refused credentials: a retry would be refused again (checked before retryable parents).
         cls = MilvusBackupAuthenticationError

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import ownership, readers
@@ -348,17 +349,18 @@ class BackupEngine:
         lock_ttl: float = leases.DEFAULT_TTL,
     ) -> None:
         self.storage = storage
-        self.parallelism = max(1, parallelism)
-        self.file_bytes = file_bytes
-        self.batch_bytes = batch_bytes
-        self.queue_depth = queue_depth
-        self.upload_concurrency = max(1, upload_concurrency)
-        self.zstd_level = zstd_level
+        # checked here, before any work: nothing is read, written or created with a bad argument
+        self.parallelism = checks.count(parallelism, "parallelism", maximum=1024)
+        self.file_bytes = checks.count(file_bytes, "file_bytes", maximum=1 << 40)
+        self.batch_bytes = checks.count(batch_bytes, "batch_bytes", maximum=1 << 34)
+        self.queue_depth = checks.count(queue_depth, "queue_depth", maximum=1024)
+        self.upload_concurrency = checks.count(upload_concurrency, "upload_concurrency", maximum=1024)
+        self.zstd_level = checks.count(zstd_level, "zstd_level", minimum=-7, maximum=22)
         self.log = logger or log
         self.progress_callback = progress_callback
-        self.progress_interval = progress_interval
-        self.tmp_dir = tmp_dir
-        self.lock_ttl = lock_ttl
+        self.progress_interval = checks.seconds(progress_interval, "progress_interval")
+        self.tmp_dir = checks.directory(tmp_dir, "tmp_dir")
+        self.lock_ttl = checks.seconds(lock_ttl, "lock_ttl", minimum=1.0)
 
     # ------------------------------------------------------------------------------------------- create
     def create(

@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
+from airflow_milvus_backup.engine.arguments import seconds
 from airflow_milvus_backup.engine.errors import (
     DatabaseNotFoundError,
     MilvusAuthenticationError,
     MilvusConnectionError,
     MilvusLiteLockedError,
 )
+from airflow_milvus_backup.engine.failures import FailureKind, classify, message_of
+from airflow_milvus_backup.engine.uri import display_address, split_uri, token_secrets
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -29,6 +32,8 @@ class MilvusParams:
     """Everything needed to open a ``MilvusClient``.
 
     :param uri: ``http(s)://host:port``, a Zilliz Cloud endpoint, or the path of a Milvus Lite ``.db`` file.
+        Credentials in it (``http://user:password@host``, any scheme) are taken out once, here: they become
+        ``user``/``password`` (or ``token``) unless those are given, and ``uri`` keeps only the address.
     :param token: an API key or ``user:password`` (never logged).
     :param user: user name, with ``password``.
     :param password: password (never logged).
@@ -52,6 +57,22 @@ class MilvusParams:
     client_pem_path: str = ""
     client_key_path: str = ""
     timeout: float = 30.0
+    #: the secret parts the URI held (kept to scrub them even where explicit credentials override them)
+    uri_secrets: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.timeout = seconds(self.timeout, "the Milvus timeout", minimum=0.001)
+        parts = split_uri(self.uri)
+        if parts.uri == self.uri:
+            return
+        self.uri = parts.uri
+        self.uri_secrets = tuple(dict.fromkeys((*self.uri_secrets, *parts.secrets())))
+        if self.token or self.user:
+            return  # explicit credentials win over the URI's, as in pymilvus
+        if parts.token:
+            self.token = parts.token
+        else:
+            self.user, self.password = parts.user, parts.password
 
     @property
     def is_lite(self) -> bool:
@@ -60,16 +81,13 @@ class MilvusParams:
 
     @property
     def address(self) -> str:
-        """The address to show in messages: the URI with any credentials removed."""
-        uri = self.uri
-        if "@" in uri and "://" in uri:
-            scheme, rest = uri.split("://", 1)
-            uri = f"{scheme}://{rest.split('@', 1)[1]}"
-        return uri
+        """The address to show in messages, logs, manifests and statuses: no user information, no query."""
+        return display_address(self.uri)
 
     def secrets(self) -> list[str]:
-        """Return the secret values, so callers can make sure they never appear anywhere."""
-        return [s for s in (self.token, self.password) if s]
+        """Return the secret values (longest first), so callers can make sure they never appear anywhere."""
+        found = {*token_secrets(self.token), self.password, *self.uri_secrets}
+        return sorted((s for s in found if s), key=len, reverse=True)
 
     def client_kwargs(self) -> dict[str, Any]:
         """Return keyword arguments for ``MilvusClient``."""
@@ -110,27 +128,12 @@ def describe_milvus_error(params: MilvusParams, exc: BaseException, what: str) -
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    """Return whether a pymilvus/grpc exception means Milvus is unreachable or refused us."""
-    text = str(exc).lower()
-    code = getattr(exc, "code", None)
-    markers = (
-        "fail connecting",
-        "unavailable",
-        "connection refused",
-        "failed to connect",
-        "deadline exceeded",
-        "connect to server",
-        "socket closed",
-        "not ready",
-        "server unavailable",
-        "timeout",
-        "illegal connection params",
-        "unauthenticated",
-        "auth",
-        "credential",
-        "connection reset",
-    )
-    return code in (1, 2, 15, 16, 1800) or any(m in text for m in markers)
+    """Return whether a pymilvus/grpc exception means Milvus is unreachable or refused the login.
+
+    Decided by :func:`~airflow_milvus_backup.engine.failures.classify` (types, gRPC status, server codes),
+    not by words alone: a refused row naming a field ``auth_code`` is not a refused login.
+    """
+    return classify(exc) in (FailureKind.UNREACHABLE, FailureKind.AUTH)
 
 
 def auth_failure(exc: BaseException) -> str | None:
@@ -161,6 +164,8 @@ def auth_failure(exc: BaseException) -> str | None:
 
 def _connection_error(params: MilvusParams, exc: BaseException, what: str) -> MilvusConnectionError:
     reason = auth_failure(exc)
+    if reason is None and classify(exc) is FailureKind.AUTH:
+        reason = message_of(exc)
     if reason is not None:
         return MilvusAuthenticationError(
             f"{what}: Milvus at {params.address} refused the credentials ({params.scrub(reason)}). "

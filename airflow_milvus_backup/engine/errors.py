@@ -136,3 +136,10 @@ class StorageAccessError(StorageError):
 
 class RestoreError(MilvusBackupError):
     """A restore failed; the message names the collection and the step."""
+
+
+class RowRejectedError(RestoreError):
+    """Milvus refused rows of a data file (a value that does not fit the field): retrying cannot help.
+
+    The message names the data file, the field and what the backup's schema expects.
+    """

@@ -79,6 +79,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine import integrity, readers
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
@@ -93,11 +94,20 @@ from airflow_milvus_backup.engine.errors import (
     MilvusConnectionError,
     NotFoundError,
     RestoreError,
+    RowRejectedError,
     SchemaMismatchError,
     StorageConnectionError,
     StorageNotFoundError,
     TargetExistsError,
     UnsupportedError,
+)
+from airflow_milvus_backup.engine.failures import (
+    FailureKind,
+    classify,
+    message_of,
+    misfit_field,
+    rejected_rows_message,
+    retry_worthy,
 )
 from airflow_milvus_backup.engine.filters import grammar_of, pk_in
 from airflow_milvus_backup.engine.indexes import create_index
@@ -195,15 +205,10 @@ def _milvus_exception(e: BaseException) -> bool:
 
 
 def _transient(e: BaseException) -> bool:
-    """Retry rate limits, memory back-pressure and dropped connections; never a refused request."""
+    """Retry rate limits, memory back-pressure and dropped connections; never a refused request or login."""
     if isinstance(e, (MilvusConnectionError, StorageConnectionError)):
         return bool(getattr(e, "retryable", True))  # not a refused login
-    if not _milvus_exception(e) and not type(e).__module__.startswith("grpc"):
-        return False
-    text = str(e).lower()
-    if any(m in text for m in ("rate limit", "quota", "deny to write", "memory", "too many requests")):
-        return True
-    return is_connection_failure(e) and "auth" not in text and "credential" not in text
+    return retry_worthy(e)
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -614,20 +619,23 @@ class RestoreEngine:
         detached_ttl: float = 3600.0,
         status_interval: float = 5.0,
     ) -> None:
-        if insert_batch_rows is not None and insert_batch_rows < 1:
-            raise InvalidArgumentError(f"insert_batch_rows must be at least 1, got {insert_batch_rows!r}.")
+        # checked here, before any work: nothing is created with a bad argument (see engine/arguments.py)
         self.storage = storage
-        self.parallelism = max(1, int(parallelism))
-        self.insert_batch_rows = insert_batch_rows
-        self.insert_batch_bytes = max(64 * 1024, int(insert_batch_bytes))
+        self.parallelism = checks.count(parallelism, "parallelism", maximum=1024)
+        self.insert_batch_rows = (
+            None if insert_batch_rows is None else checks.count(insert_batch_rows, "insert_batch_rows")
+        )
+        self.insert_batch_bytes = max(
+            64 * 1024, checks.count(insert_batch_bytes, "insert_batch_bytes", maximum=1 << 34)
+        )
         self.log = logger or log
         self.progress_callback = progress_callback
-        self.progress_interval = progress_interval
-        self.tmp_dir = tmp_dir
-        self.poll_interval = poll_interval
-        self.status_ttl = status_ttl
-        self.detached_ttl = detached_ttl
-        self.status_interval = status_interval
+        self.progress_interval = checks.seconds(progress_interval, "progress_interval")
+        self.tmp_dir = checks.directory(tmp_dir, "tmp_dir")
+        self.poll_interval = checks.seconds(poll_interval, "poll_interval", minimum=0.01, maximum=86_400)
+        self.status_ttl = checks.seconds(status_ttl, "status_ttl", minimum=1.0)
+        self.detached_ttl = checks.seconds(detached_ttl, "detached_ttl", minimum=1.0)
+        self.status_interval = checks.seconds(status_interval, "status_interval")
 
     # ----------------------------------------------------------------------------------------- public
     def restore(
@@ -1948,7 +1956,9 @@ class RestoreEngine:
                     if i + 1 < len(items):
                         # the next file is downloaded and checked while this one is inserted
                         ahead = fetcher.submit(self._fetch, plan, items[i + 1][1], progress)
-                    self._insert_file(c, inserter, plan, t, part, f, redo, status, progress, stop, tmp)
+                    self._insert_file(
+                        milvus, c, inserter, plan, t, part, f, redo, status, progress, stop, tmp
+                    )
             finally:
                 if ahead is not None:
                     with suppress(BaseException):
@@ -1982,6 +1992,7 @@ class RestoreEngine:
 
     def _insert_file(
         self,
+        milvus: MilvusParams,
         c: MilvusClient,
         inserter: BatchInserter,
         plan: _Plan,
@@ -2026,14 +2037,20 @@ class RestoreEngine:
                         self._delete(c, t, pks, partition)
                     self._insert(c, inserter, t, table, pks, partition)
                 except Exception as e:
-                    if not _milvus_exception(e) or is_connection_failure(e):
-                        raise
-                    reason = getattr(e, "message", None) or e
-                    raise RestoreError(
-                        f"Inserting rows of {key!r} into {t.target} failed: {reason}. "
-                        "Nothing else of this file is inserted; fix the cause and run the restore again "
-                        "with the same arguments to resume it."
-                    ) from e
+                    if classify(e) in (FailureKind.OTHER, FailureKind.REFUSED) and _milvus_exception(e):
+                        raise RowRejectedError(
+                            rejected_rows_message(
+                                address=milvus.address,
+                                key=key,
+                                target=t.target,
+                                reason=milvus.scrub(message_of(e)),
+                                fields=list(t.meta["fields"]),
+                                suspect=misfit_field(
+                                    table, exported_fields(t.meta), bool(t.meta.get("enable_dynamic_field"))
+                                ),
+                            )
+                        ) from e
+                    raise
                 n += table.num_rows
                 with status.lock:
                     fstate["inserted"] = n

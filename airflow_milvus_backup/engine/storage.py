@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, stop_after_delay, wait_exponential
 
+from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine.errors import (
     InvalidArgumentError,
     StorageAccessError,
@@ -35,6 +36,7 @@ from airflow_milvus_backup.engine.errors import (
     StorageError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.s3errors import code_in_message, is_retryable_answer, unwrap
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -425,8 +427,11 @@ class S3Storage(Storage):
         self.sse_kms_key_id = sse_kms_key_id
         self.description = f"s3://{bucket}/{self.root}" if self.root else f"s3://{bucket}"
         self.endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
-        self._retry_seconds = retry_seconds
-        self._retry_attempts = retry_attempts
+        self._retry_seconds = checks.seconds(retry_seconds, "retry_seconds", maximum=86_400)
+        self._retry_attempts = checks.count(retry_attempts, "retry_attempts", maximum=100)
+        max_concurrency = checks.count(max_concurrency, "max_concurrency", maximum=256)
+        multipart_threshold = checks.count(multipart_threshold, "multipart_threshold", maximum=5 << 30)
+        multipart_chunksize = checks.count(multipart_chunksize, "multipart_chunksize", maximum=5 << 30)
         from boto3.s3.transfer import TransferConfig
 
         self.transfer_config = TransferConfig(
@@ -487,11 +492,17 @@ class S3Storage(Storage):
             ConnectionClosedError,
             ConnectTimeoutError,
             EndpointConnectionError,
+            HTTPClientError,
+            IncompleteReadError,
             NoCredentialsError,
             ReadTimeoutError,
         )
 
         where = f"{self.description}" + (f" at {self.endpoint}" if self.endpoint else "")
+        wrapper = exc
+        inner = unwrap(exc)  # the S3 answer or socket error inside boto3's transfer wrappers
+        if isinstance(inner, Exception):
+            exc = inner
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -507,7 +518,7 @@ class S3Storage(Storage):
                     f"{what}: S3 refused access to {where} ({code}). Check the AWS connection's access key "
                     "and secret, and the bucket policy."
                 )
-            if status == 429 or status >= 500 or code in ("SlowDown", "RequestTimeout", "InternalError"):
+            if is_retryable_answer(code, status):
                 return StorageConnectionError(f"{what}: S3 at {where} answered {status} {code}; retry later.")
             return StorageError(f"{what}: S3 error {code} ({status}) on {where}.")
         if isinstance(exc, NoCredentialsError):
@@ -521,6 +532,8 @@ class S3Storage(Storage):
                 ConnectTimeoutError,
                 ReadTimeoutError,
                 ConnectionClosedError,
+                HTTPClientError,  # also a body cut short (ResponseStreamingError) and proxy failures
+                IncompleteReadError,
                 ConnectionError,
                 socket.timeout,
                 OSError,
@@ -531,6 +544,9 @@ class S3Storage(Storage):
                 "Check that the endpoint is up and "
                 "endpoint_url is right."
             )
+        code, status = code_in_message(wrapper)
+        if is_retryable_answer(code, status):  # a wrapper that kept only the message
+            return StorageConnectionError(f"{what}: S3 at {where} answered {code}; retry later.")
         return StorageError(f"{what}: {type(exc).__name__} on {where}: {exc}")
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
@@ -632,6 +648,11 @@ class S3Storage(Storage):
                 return bytes(body[start : start + length])
 
         return self._call(f"Read {key!r}", read)
+
+    def sha256(self, key: str) -> tuple[str, int]:  # noqa: D102
+        # the whole read is one attempt: a body cut short starts again from the first byte
+        self._key(key)  # a bad key is refused as it is, not as a storage failure
+        return self._call(f"Read {key!r}", functools.partial(Storage.sha256, self, key))
 
     def download(self, key: str, path: Path) -> None:  # noqa: D102
         k = self._key(key)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from airflow_milvus_backup.engine.client import MilvusParams
+from airflow_milvus_backup.engine.uri import split_uri
 from airflow_milvus_backup.exceptions import (
     MilvusBackupConfigError,
     MilvusBackupInvalidArgument,
@@ -106,10 +107,14 @@ def milvus_params_from_connection(conn: Connection) -> MilvusParams:
                 "path) or the extra 'uri'."
             )
         if "://" in host:
-            uri = host
-            netloc = host.split("://", 1)[1].split("/", 1)[0]
-            if conn.port and ":" not in netloc.rsplit("@", 1)[-1]:
-                uri = host.replace(netloc, f"{netloc}:{conn.port}", 1)
+            # credentials in Host stay in the URI: MilvusParams takes them out (and the hook masks them)
+            parts = split_uri(host)
+            scheme, rest = parts.uri.split("://", 1)
+            netloc, sep, path = rest.partition("/")
+            if conn.port and netloc and ":" not in netloc:
+                netloc = f"{netloc}:{conn.port}"
+            userinfo = f"{parts.raw}@" if parts.raw else ""
+            uri = f"{scheme}://{userinfo}{netloc}{sep}{path}"
         elif _looks_like_lite_path(host):
             uri = host
         else:

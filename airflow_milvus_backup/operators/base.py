@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument
+from airflow_milvus_backup.engine import arguments
+from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument, engine_errors_as_airflow
 from airflow_milvus_backup.hooks.backup_config import parse_bool
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 
@@ -126,6 +128,24 @@ class MilvusBackupBaseOperator(MilvusBackupHookMixin, BaseOperator):
         self.sse_kms_key_id = sse_kms_key_id
         self.parallelism = parallelism
         self.progress_interval = progress_interval
+
+
+def as_count(value: Any, name: str, *, minimum: int = 1, maximum: int = arguments.MAX_COUNT) -> int:
+    """Return a templated whole-number argument, refusing fractions, infinities and out-of-range values."""
+    with engine_errors_as_airflow():
+        return arguments.count(value, name, minimum=minimum, maximum=maximum)
+
+
+def as_seconds(value: Any, name: str, *, minimum: float = 0.0, maximum: float = 86_400.0) -> float:
+    """Return a templated number of seconds, refusing infinities, NaN and out-of-range values."""
+    with engine_errors_as_airflow():
+        return arguments.seconds(value, name, minimum=minimum, maximum=maximum)
+
+
+def as_duration(value: Any, name: str) -> timedelta | None:
+    """Return a templated duration (a timedelta or seconds; empty is ``None``), at most 100 years."""
+    with engine_errors_as_airflow():
+        return arguments.duration(value, name)
 
 
 def as_bool(value: Any, name: str) -> bool:

@@ -16,8 +16,10 @@ from airflow_milvus_backup.operators.base import (
     HOOK_TEMPLATE_FIELDS,
     MilvusBackupBaseOperator,
     as_bool,
+    as_count,
     as_mapping,
     as_name_list,
+    as_seconds,
 )
 from airflow_milvus_backup.triggers.milvus_backup import MilvusRestoreTrigger
 
@@ -169,9 +171,13 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
     # --------------------------------------------------------------------------------------- execution
     def execute(self, context: Context) -> dict[str, Any]:
         """Restore (or submit the restore and defer); verify; return the reports."""
-        name = self.resolve_backup_name()
+        # every argument is checked before anything is read or created
+        self.sample_searches = as_count(self.sample_searches, "sample_searches", minimum=0, maximum=10_000)
+        self.top_k = as_count(self.top_k, "top_k", maximum=16_384)
+        self.poll_interval = as_seconds(self.poll_interval, "poll_interval", minimum=0.1)
         collections = as_name_list(self.collection_names, "collection_names")
         kwargs = self.restore_kwargs()
+        name = self.resolve_backup_name()
         self.log.info(
             "Restoring %s of backup %s into database %s (method %s%s%s)",
             ", ".join(collections) if collections else "every collection",

@@ -7,27 +7,21 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.exceptions import MilvusBackupException, MilvusBackupInvalidArgument
-from airflow_milvus_backup.operators.base import HOOK_TEMPLATE_FIELDS, MilvusBackupBaseOperator, as_bool
+from airflow_milvus_backup.operators.base import (
+    HOOK_TEMPLATE_FIELDS,
+    MilvusBackupBaseOperator,
+    as_bool,
+    as_count,
+    as_duration,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 def _as_timedelta(value: Any, name: str) -> timedelta | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        td = value
-    else:
-        try:
-            td = timedelta(seconds=float(value))
-        except (TypeError, ValueError):
-            raise MilvusBackupInvalidArgument(
-                f"{name} must be a timedelta or a number of seconds, got {value!r}."
-            ) from None
-    if td < timedelta(0):
-        raise MilvusBackupInvalidArgument(f"{name} must not be negative, got {td}.")
-    return td
+    # finite, not negative, at most 100 years: inf or 1e15 would overflow date arithmetic later
+    return as_duration(value, name)
 
 
 def _created(b: dict[str, Any]) -> datetime | None:
@@ -161,12 +155,4 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
     def _keep_last(self) -> int | None:
         if self.keep_last is None or self.keep_last == "":
             return None
-        try:
-            n = int(self.keep_last)
-        except (TypeError, ValueError):
-            raise MilvusBackupInvalidArgument(
-                f"keep_last must be a whole number, got {self.keep_last!r}."
-            ) from None
-        if n < 0:
-            raise MilvusBackupInvalidArgument(f"keep_last must not be negative, got {n}.")
-        return n
+        return as_count(self.keep_last, "keep_last", minimum=0)  # 2.7 is refused, not rounded down
