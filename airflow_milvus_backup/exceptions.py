@@ -89,6 +89,7 @@ def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = No
             engine_errors.SchemaMismatchError,
             engine_errors.UnsupportedError,
             engine_errors.FormatVersionError,
+            engine_errors.BackupDeletedError,  # the backup is gone: a retry cannot restore it
         ),
     ):
         cls = MilvusBackupConflictError
