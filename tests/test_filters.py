@@ -294,3 +294,35 @@ def test_verify_restore_passes_with_backslash_and_extreme_keys(server, dtype, ke
         if client.has_collection(f"{name}_r"):
             client.drop_collection(f"{name}_r")
         client.close()
+
+
+@pytest.mark.milvus235
+def test_backup_warns_when_milvus_235_hides_the_int64_maximum_key(milvus235, tmp_path: Path, caplog):
+    """Milvus 2.3.5 counts the row keyed INT64_MAX but no query returns it: the backup says so loudly."""
+    client = open_client(milvus235.uri)
+    name = f"maxkey_{uuid.uuid4().hex[:8]}"
+    make_collection(client, name, "INT64")
+    try:
+        client.insert(name, rows_for([INT64_MIN, 0, INT64_MAX]))
+        storage = LocalStorage(tmp_path, "backup")
+        with caplog.at_level("WARNING", logger="airflow_milvus_backup"):
+            BackupEngine(storage).create(MilvusParams(uri=milvus235.uri), "b1", [name])
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(
+            f"Milvus counts 3 rows in default.{name} but queries returned 2" in w
+            and "9223372036854775807" in w
+            for w in warnings
+        ), warnings
+    finally:
+        client.drop_collection(name)
+        client.close()
+
+
+def test_backup_does_not_warn_when_every_row_is_exported(lite_uri: str, tmp_path: Path, caplog):
+    client = MilvusClient(lite_uri)
+    make_collection(client, "allkeys", "INT64")
+    client.insert("allkeys", rows_for([INT64_MIN, 0, INT64_MAX]))
+    client.close()
+    with caplog.at_level("WARNING", logger="airflow_milvus_backup"):
+        BackupEngine(LocalStorage(tmp_path, "backup")).create(MilvusParams(uri=lite_uri), "b1", ["allkeys"])
+    assert not [r for r in caplog.records if "Milvus counts" in r.getMessage()]
