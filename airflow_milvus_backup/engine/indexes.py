@@ -61,10 +61,7 @@ def create_index(
         name = param.index_name or param.field_name
         what = f"index {name!r} on {param.field_name!r}"
         for attempt in range(1_000_000):
-            info = client.describe_index(collection, name)
-            if info is None and name != param.field_name:
-                info = client.describe_index(collection, param.field_name)  # Lite names it by its field
-            state = index_state(info)
+            state = index_state(_describe(client, collection, name, param.field_name))
             if state == "done":
                 break
             if state == "failed":
@@ -72,3 +69,23 @@ def create_index(
             if time.monotonic() > deadline:
                 raise MilvusException(message=f"{what} not built in {timeout:g} s")
             time.sleep(POLL_SECONDS[min(attempt, len(POLL_SECONDS) - 1)])
+
+
+def _describe(client: MilvusClient, collection: str, name: str, field_name: str) -> dict[str, Any] | None:
+    """Return ``describe_index`` of the index by its name, else by its field's name (how Lite names it).
+
+    Milvus Lite answers an index name it does not know with the error "There are multiple indexes" when the
+    collection has several: that means "not under this name", so the field's name is tried next.
+    """
+    from pymilvus.exceptions import MilvusException
+
+    for candidate in dict.fromkeys((name, field_name)):
+        try:
+            info = client.describe_index(collection, candidate)
+        except MilvusException:
+            if candidate == field_name:
+                raise
+            continue
+        if info is not None:
+            return info
+    return None
