@@ -69,7 +69,12 @@ def tamper(storage: LocalStorage, backup: str, column: str, values: pa.Array) ->
 
 CASES: dict[str, tuple[str, Any, tuple[str, ...]]] = {
     # a type mismatch: pymilvus raises DataNotMatchException (code 1, the old "connection failure" code)
-    "int_for_varchar": ("title", lambda n: pa.array(list(range(n)), pa.int64()), ("title", "VARCHAR")),
+    # (refused by the integrity check while planning, before Milvus sees the rows)
+    "int_for_varchar": (
+        "title",
+        lambda n: pa.array(list(range(n)), pa.int64()),
+        ("title", "int64", "string"),
+    ),
     # a value the server refuses, in a field whose name holds "auth"
     "too_long": ("auth_code", lambda n: pa.array(["x" * 30] * n), ("auth_code", "max_length")),
 }
@@ -96,10 +101,11 @@ def run_case(client: MilvusClient, params: MilvusParams, tmp_path: Path, case: s
     assert not err.retryable
     assert isinstance(to_airflow_error(err), AirflowFailException), "Airflow must not retry it"
     assert took < 5, f"a refused row took {took:.1f} s (retried?)"
-    # the status names the failure too
-    [status] = RestoreEngine(storage).list_restores("b")
-    assert status["state"] == "failed"
-    assert key in status["error"]
+    # the status names the failure too, where the restore got as far as writing one (a file whose columns
+    # do not fit the manifest is refused by the integrity check while planning, before any status)
+    statuses = RestoreEngine(storage).list_restores("b")
+    assert [(s["state"], key in s["error"]) for s in statuses] in ([], [("failed", True)])
+    assert not [n for n in client.list_collections() if n == f"{coll}_r"], "no target is left behind"
     for name in client.list_collections():
         if name.startswith(coll):
             client.drop_collection(name)
@@ -121,6 +127,43 @@ def test_refused_rows_on_milvus_235(milvus235: Any, tmp_path: Path, case: str) -
     try:
         run_case(client, MilvusParams(uri=milvus235.uri), tmp_path, case)
     finally:
+        client.close()
+
+
+@pytest.mark.milvus235
+def test_a_row_milvus_235_refuses_raises_row_rejected_at_once(milvus235: Any, tmp_path: Path) -> None:
+    """A value only Milvus refuses (a NaN in a float vector passes the integrity check): RowRejectedError."""
+    from airflow_milvus_backup.engine.errors import RowRejectedError
+
+    client = open_client(milvus235.uri)
+    params = MilvusParams(uri=milvus235.uri)
+    coll = f"nan_{uuid.uuid4().hex[:6]}"
+    try:
+        make_collection(client, coll)
+        storage = LocalStorage(tmp_path / "backups")
+        BackupEngine(storage, progress_interval=0).create(params, "b", [coll])
+        m = json.loads(storage.get_bytes(mf.manifest_key("b")))
+        entry = m["collections"][0]["data"][0]["files"][0]
+        vec_type = pq.read_table(storage.dir / "b" / entry["key"]).schema.field("vec").type
+        key = tamper(storage, "b", "vec", pa.array([[float("nan")] * 4] * 100, vec_type))
+        began = time.monotonic()
+        with pytest.raises(RowRejectedError) as e:
+            RestoreEngine(storage, progress_interval=0).restore(params, "b", collection_suffix="_r")
+        took = time.monotonic() - began
+        msg = str(e.value)
+        assert key in msg, msg
+        assert "field 'vec'" in msg, msg
+        assert "FLOAT_VECTOR" in msg, msg
+        assert "Check that Milvus is running" not in msg
+        assert took < 5, f"a refused row took {took:.1f} s (retried?)"
+        assert isinstance(to_airflow_error(e.value), AirflowFailException), "Airflow must not retry it"
+        [status] = RestoreEngine(storage).list_restores("b")
+        assert status["state"] == "failed"
+        assert key in status["error"]
+    finally:
+        for name in client.list_collections():
+            if name.startswith(coll):
+                client.drop_collection(name)
         client.close()
 
 

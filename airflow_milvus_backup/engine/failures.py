@@ -228,7 +228,20 @@ def misfit_field(table: pa.Table, fields: list[dict[str, Any]], dynamic: bool) -
             longest = pc.max(pc.utf8_length(column)).as_py()
             if longest is not None and longest > int(limit):
                 return f
+        if f.get("type") == "FLOAT_VECTOR" and _has_nan_or_infinity(column):
+            return f  # Milvus refuses NaN and infinity in float vectors, naming no field
     return None
+
+
+def _has_nan_or_infinity(column: pa.ChunkedArray) -> bool:
+    """Return whether a column of floats, or of lists of floats, holds a NaN or an infinity."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.concat_arrays([c.flatten() if hasattr(c, "flatten") else c for c in column.chunks])
+    if not pa.types.is_floating(values.type) or len(values) == 0:
+        return False
+    return bool(pc.any(pc.invert(pc.is_finite(values))).as_py())
 
 
 def rejected_rows_message(
