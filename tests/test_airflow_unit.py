@@ -418,6 +418,7 @@ class _SubmittingHook:
     """Stands in for the hook: a bulk import that was submitted and still runs."""
 
     milvus_bucket_name = None
+    milvus_params = SimpleNamespace(db_name="default")
 
     def latest_backup(self, prefix: str = "") -> dict[str, Any]:
         return {"name": "nightly_2", "created_at": "2026-01-02T00:00:00+00:00"}
@@ -452,8 +453,6 @@ def test_restore_defers_after_submitting_bulk_import() -> None:
 
 class _CancellingHook(_SubmittingHook):
     """Records which restore ``on_kill`` cancels."""
-
-    milvus_params = "params"
 
     def __init__(self) -> None:
         self.cancelled: list[tuple[str, str]] = []

@@ -290,7 +290,11 @@ def test_airflow_backup_and_restore_of_milvus_lite_log_no_error_line_and_explain
     # pymilvus' own stderr handler would print this; under Airflow's supervisor stderr lines are ERRORs.
     assert "[WARNING][__setup_ts_by_request]" not in text
     explained = [line for line in text.splitlines() if "has no MVCC timestamps" in line]
-    assert len(explained) == 2, explained  # once per task: the backup and the restore (its verification)
+    # once per task that pages through Milvus: the backup always; the restore's verification pages by
+    # primary key without pymilvus' iterator, so it may not need the explanation at all
+    backup_lines = [line for line in explained if "MilvusBackupOperator" in line]
+    assert len(backup_lines) == 1, explained
+    assert len(explained) - len(backup_lines) <= 1, explained
     assert all(f"Milvus at {lite} has no MVCC timestamps" in line for line in explained)
     client = open_client(lite)
     try:
