@@ -239,11 +239,7 @@ class _PartitionExport:
             info = {"key": key, "rows": file_rows, "min_pk": min_pk, "max_pk": max_pk}
             path = tmp_path
             self.upload_slots.acquire()
-            files.append(
-                self.uploads.submit(
-                    self.engine._upload, self.backup, path, info, self.progress, self.upload_slots
-                )
-            )
+            files.append(self.uploads.submit(self.engine._upload, self.backup, path, info, self.upload_slots))
             writer, sink, tmp_path = None, None, None
             file_rows, file_bytes, min_pk, max_pk = 0, 0, None, None
             index += 1
@@ -725,7 +721,7 @@ class BackupEngine:
         return {str(k): str(v) for k, v in d.items()}
 
     def _upload(
-        self, backup: str, path: Path, info: dict[str, Any], progress: Progress, slots: threading.Semaphore
+        self, backup: str, path: Path, info: dict[str, Any], slots: threading.Semaphore
     ) -> dict[str, Any]:
         try:
             digest, size = file_sha256(path)
