@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
+from airflow_milvus_backup.engine.fieldtypes import vector_width
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
 
 if TYPE_CHECKING:
@@ -36,21 +37,6 @@ if TYPE_CHECKING:
 
 _TAIL = 64 * 1024
 _MAGIC = b"PAR1"
-
-
-def vector_width(field: dict[str, Any]) -> int | None:
-    """Return the values per row a dense vector field's column holds (``None``: not a dense vector)."""
-    t = field["type"]
-    dim = _param(field, "dim")
-    if dim is None:
-        return None
-    if t in ("FLOAT_VECTOR", "INT8_VECTOR"):
-        return dim
-    if t == "BINARY_VECTOR":
-        return dim // 8
-    if t in ("FLOAT16_VECTOR", "BFLOAT16_VECTOR"):
-        return 2 * dim
-    return None
 
 
 def _param(field: dict[str, Any], name: str) -> int | None:
