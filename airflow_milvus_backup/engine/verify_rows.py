@@ -21,7 +21,7 @@ from airflow_milvus_backup.engine.paging import pk_pages
 from airflow_milvus_backup.engine.rowdigest import iter_file_tables, row_digest
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
 from airflow_milvus_backup.engine.schema_compare import SchemaPolicy, schema_differences
-from airflow_milvus_backup.engine.verify_search import compare_searches
+from airflow_milvus_backup.engine.verify_search import CollectionCheck, compare_searches
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -109,18 +109,20 @@ def verify_restore(
         try:
             with milvus_errors(milvus, f"Verify {target}"):
                 res = _verify_collection(
-                    milvus,
-                    storage,
-                    backup_name,
-                    meta,
-                    tdb,
-                    tname,
-                    entry,
-                    meta_only,
-                    tmp_dir,
-                    sample_searches,
-                    top_k,
-                    source_milvus,
+                    CollectionCheck(
+                        milvus,
+                        storage,
+                        backup_name,
+                        meta,
+                        tdb,
+                        tname,
+                        entry,
+                        meta_only,
+                        tmp_dir,
+                        sample_searches,
+                        top_k,
+                        source_milvus,
+                    )
                 )
         except MilvusBackupError:
             raise
@@ -188,22 +190,10 @@ def _iter_rows(
         yield from page
 
 
-def _verify_collection(
-    milvus: MilvusParams,
-    storage: Storage,
-    backup: str,
-    meta: dict[str, Any],
-    tdb: str,
-    tname: str,
-    entry: dict[str, Any],
-    meta_only: bool,
-    tmp_dir: str | None,
-    sample_searches: int,
-    top_k: int,
-    source_milvus: MilvusParams | None,
-) -> dict[str, Any]:
+def _verify_collection(chk: CollectionCheck) -> dict[str, Any]:
+    milvus, meta, tdb, tname = chk.milvus, chk.meta, chk.tdb, chk.tname
     source = f"{meta['db_name']}.{meta['name']}"
-    target = f"{tdb}.{tname}"
+    target = chk.target
     res: dict[str, Any] = {"source": source, "target": target}
     client = connect(replace(milvus, db_name=tdb))
     try:
@@ -219,24 +209,10 @@ def _verify_collection(
         if not was_loaded:
             client.load_collection(tname)
         try:
-            _compare_data(client, storage, backup, meta, tname, entry, meta_only, tmp_dir, res)
+            _compare_data(client, chk, res)
             res["search_overlap"], res["search_note"] = None, None
-            if sample_searches > 0 and not meta_only:
-                compare_searches(
-                    client,
-                    milvus,
-                    source_milvus,
-                    storage,
-                    backup,
-                    meta,
-                    tdb,
-                    tname,
-                    entry,
-                    sample_searches,
-                    top_k,
-                    tmp_dir,
-                    res,
-                )
+            if chk.sample_searches > 0 and not chk.meta_only:
+                compare_searches(client, chk, res)
         finally:
             if not was_loaded:
                 client.release_collection(tname)
@@ -248,24 +224,15 @@ def _verify_collection(
         client.close()
 
 
-def _compare_data(
-    client: MilvusClient,
-    storage: Storage,
-    backup: str,
-    meta: dict[str, Any],
-    tname: str,
-    entry: dict[str, Any],
-    meta_only: bool,
-    tmp_dir: str | None,
-    res: dict[str, Any],
-) -> None:
+def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any]) -> None:
+    storage, backup, meta, tname, meta_only = chk.storage, chk.backup, chk.meta, chk.tname, chk.meta_only
     fields = exported_fields(meta)
     all_names = {f["name"] for f in meta["fields"]}
     dynamic = bool(meta.get("enable_dynamic_field"))
     pk = primary_field(meta)["name"]
     pk_type = str(primary_field(meta)["type"])
     grammar = grammar_of(client)
-    new_keys = entry.get("keys") == "new"
+    new_keys = chk.entry.get("keys") == "new"
     partition_key = any(f.get("is_partition_key") for f in meta["fields"])
     out = ["*"] if dynamic else [f["name"] for f in fields]
     parts_report = []
@@ -290,7 +257,7 @@ def _compare_data(
         if new_keys:
             want: Counter[str] = Counter()
             for f in part.get("files", []):
-                for table in iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
+                for table in iter_file_tables(storage, f"{backup}/{f['key']}", chk.tmp_dir):
                     for row in table_to_rows(table, fields, json_text=True):
                         want[row_digest(row, fields, all_names, dynamic, skip=pk, json_as_float=True)] += 1
             # query_iterator's rows come decoded by pymilvus (JSON numbers as float64): compare as such
@@ -306,7 +273,7 @@ def _compare_data(
         if pname:
             kw["partition_names"] = [pname]
         for f in part.get("files", []):
-            for table in iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
+            for table in iter_file_tables(storage, f"{backup}/{f['key']}", chk.tmp_dir):
                 rows = table_to_rows(table, fields, json_text=True)
                 want_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in rows}
                 got_rows = _exact_rows(

@@ -8,7 +8,7 @@ field. A sample of the backup's vectors is searched on both; the overlap of the 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.arrow import table_to_rows
@@ -73,33 +73,43 @@ def _sample_vectors(
     return out
 
 
-def compare_searches(
-    client: MilvusClient,
-    milvus: MilvusParams,
-    source_milvus: MilvusParams | None,
-    storage: Storage,
-    backup: str,
-    meta: dict[str, Any],
-    tdb: str,
-    tname: str,
-    entry: dict[str, Any],
-    n: int,
-    top_k: int,
-    tmp_dir: str | None,
-    res: dict[str, Any],
-) -> None:
+@dataclass(frozen=True)
+class CollectionCheck:
+    """One restored collection to compare with its backup, and how (:func:`~.verify.verify_restore`'s)."""
+
+    milvus: MilvusParams
+    storage: Storage
+    backup: str
+    meta: dict[str, Any]
+    tdb: str
+    tname: str
+    entry: dict[str, Any]
+    meta_only: bool
+    tmp_dir: str | None
+    sample_searches: int
+    top_k: int
+    source_milvus: MilvusParams | None
+
+    @property
+    def target(self) -> str:
+        """Return the target, ``db.name``."""
+        return f"{self.tdb}.{self.tname}"
+
+
+def compare_searches(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any]) -> None:
     """Put the searches' mean overlap and a note (or why they were skipped) in ``res``.
 
-    :param client: the target's client, switched to ``tdb``.
-    :param n: searches to run, with vectors sampled from the backup.
+    :param client: the target's client, switched to the target's database.
+    :param chk: the collection, and how many searches of how many hits.
     :param res: the collection's report, ``search_overlap`` and ``search_note`` set here.
     """
-    src_params = source_milvus or milvus
+    meta, tname, top_k = chk.meta, chk.tname, chk.top_k
+    src_params = chk.source_milvus or chk.milvus
     sdb, sname = meta["db_name"], meta["name"]
-    if entry.get("keys") == "new" or res.get("keys") == "new":
+    if chk.entry.get("keys") == "new" or res.get("keys") == "new":
         res["search_note"] = "skipped: the restore gave the rows new primary keys"
         return
-    if src_params.address == milvus.address and (sdb, sname) == (tdb, tname):
+    if src_params.address == chk.milvus.address and (sdb, sname) == (chk.tdb, tname):
         res["search_note"] = "skipped: the target is the source collection"
         return
     vector_fields = [
@@ -133,7 +143,7 @@ def compare_searches(
             res["search_note"] = "skipped: no vector field has the same index on the source and the target"
             return
         fname, idx = chosen
-        vectors = _sample_vectors(storage, backup, meta, fname, n, tmp_dir)
+        vectors = _sample_vectors(chk.storage, chk.backup, meta, fname, chk.sample_searches, chk.tmp_dir)
         if not vectors:
             res["search_note"] = "skipped: the backup has no vectors to search with"
             return
