@@ -67,33 +67,29 @@ class FieldType:
         return dim * num // den
 
 
-def _t(name: str, arrow: str | None, **kw: Any) -> FieldType:
-    return FieldType(name, arrow, **kw)
-
-
 #: Every Milvus field type this package backs up, by ``DataType`` name.
 FIELD_TYPES: dict[str, FieldType] = {
     t.name: t
     for t in (
-        _t("BOOL", "bool_", bulk_import=True),
-        _t("INT8", "int8", bulk_import=True),
-        _t("INT16", "int16", bulk_import=True),
-        _t("INT32", "int32", bulk_import=True),
-        _t("INT64", "int64", bulk_import=True),
-        _t("FLOAT", "float32", bulk_import=True),
-        _t("DOUBLE", "float64", bulk_import=True),
-        _t("VARCHAR", "string", bulk_import=True),
-        _t("STRING", "string"),
-        _t("JSON", "string", since=(2, 2), bulk_import=True),
-        _t("ARRAY", None, since=(2, 3), bulk_import=True),
-        _t("GEOMETRY", "string", since=(2, 6)),
-        _t("TIMESTAMPTZ", "string", since=(2, 6)),
-        _t("FLOAT_VECTOR", "float32", vector="dense", per_dim=(1, 1), bulk_import=True),
-        _t("BINARY_VECTOR", "uint8", vector="dense", per_dim=(1, 8), lite=False, bulk_import=True),
-        _t("FLOAT16_VECTOR", "uint8", vector="dense", per_dim=(2, 1), since=(2, 4), lite=False),
-        _t("BFLOAT16_VECTOR", "uint8", vector="dense", per_dim=(2, 1), since=(2, 4), lite=False),
-        _t("INT8_VECTOR", "int8", vector="dense", per_dim=(1, 1), since=(2, 6), lite=False),
-        _t("SPARSE_FLOAT_VECTOR", None, vector="sparse", since=(2, 4)),
+        FieldType("BOOL", "bool_", bulk_import=True),
+        FieldType("INT8", "int8", bulk_import=True),
+        FieldType("INT16", "int16", bulk_import=True),
+        FieldType("INT32", "int32", bulk_import=True),
+        FieldType("INT64", "int64", bulk_import=True),
+        FieldType("FLOAT", "float32", bulk_import=True),
+        FieldType("DOUBLE", "float64", bulk_import=True),
+        FieldType("VARCHAR", "string", bulk_import=True),
+        FieldType("STRING", "string"),
+        FieldType("JSON", "string", since=(2, 2), bulk_import=True),
+        FieldType("ARRAY", None, since=(2, 3), bulk_import=True),
+        FieldType("GEOMETRY", "string", since=(2, 6)),
+        FieldType("TIMESTAMPTZ", "string", since=(2, 6)),
+        FieldType("FLOAT_VECTOR", "float32", vector="dense", per_dim=(1, 1), bulk_import=True),
+        FieldType("BINARY_VECTOR", "uint8", vector="dense", per_dim=(1, 8), lite=False, bulk_import=True),
+        FieldType("FLOAT16_VECTOR", "uint8", vector="dense", per_dim=(2, 1), since=(2, 4), lite=False),
+        FieldType("BFLOAT16_VECTOR", "uint8", vector="dense", per_dim=(2, 1), since=(2, 4), lite=False),
+        FieldType("INT8_VECTOR", "int8", vector="dense", per_dim=(1, 1), since=(2, 6), lite=False),
+        FieldType("SPARSE_FLOAT_VECTOR", None, vector="sparse", since=(2, 4)),
     )
 }
 
