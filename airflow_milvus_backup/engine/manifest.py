@@ -403,14 +403,10 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
 
 
 def parse(raw: bytes, name: str) -> dict[str, Any]:
-    """Parse and check a manifest's bytes like :func:`parse_manifest`; return the checked JSON object.
-
-    Transitional, for the readers of the manifest as a dict; new code uses :func:`parse_manifest`.
-    """
-    doc = _load_json(raw, f"{name}/{MANIFEST}", name)
+    """Parse and check like :func:`parse_manifest`; return the JSON object (transitional, as :func:`load`)."""
+    doc: dict[str, Any] = _load_json(raw, f"{name}/{MANIFEST}", name)
     Manifest.from_json(doc, name)
-    checked: dict[str, Any] = doc
-    return checked
+    return doc
 
 
 def read_bounded(storage: Storage, key: str) -> bytes:
@@ -454,10 +450,7 @@ def load(storage: Storage, name: str) -> dict[str, Any]:
 
 
 def iter_files(manifest: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """Return ``(collection, partition entry, file entry)`` for every data file of a manifest dict.
-
-    Transitional, like :func:`load`: :meth:`Manifest.files` is the typed form.
-    """
+    """Return ``(collection, partition, file)`` of each data file (transitional: :meth:`Manifest.files`)."""
     out = []
     for coll in manifest["collections"]:
         for part in coll.get("data", []):
