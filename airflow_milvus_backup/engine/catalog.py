@@ -183,7 +183,7 @@ def choose_latest(
     """
     skipped = 0
     for b in entries:
-        if b["state"] != "complete" or not b["name"].startswith(prefix):
+        if b["state"] != ownership.BackupState.COMPLETE or not b["name"].startswith(prefix):
             continue
         if allow_empty or b.get("collections"):
             return b, skipped
