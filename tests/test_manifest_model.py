@@ -13,16 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_milvus_backup import __version__
+from airflow_milvus_backup.engine import errors
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine.errors import (
-    BackupNotFoundError,
-    ForeignManifestError,
-    FormatVersionError,
-    IncompleteBackupError,
-    InvalidArgumentError,
-    ManifestError,
-    UnreadableManifestError,
-)
 from airflow_milvus_backup.engine.storage import LocalStorage
 
 if TYPE_CHECKING:
@@ -150,32 +142,19 @@ def new_writer(parts: list[dict[str, Any]]) -> mf.Manifest:
 PARTS = [exported("_default", 3, 452000000000000001, 0), exported("p1", 4, 452000000000000000, 3)]
 
 
+#: A manifest with only the keys a reader requires (files without key ranges, no totals, no producer), as
+#: an older or a foreign-but-compatible writer may have written it.
+MINIMAL = """{"format": "airflow-milvus-backup", "format_version": 1, "name": "b", "id": "abc",
+ "state": "complete", "collections": [{"name": "c", "db_name": "default", "auto_id": false,
+ "enable_dynamic_field": false, "fields": [{"name": "pk", "type": "INT64", "params": {}}],
+ "partitions": ["_default"], "data": [{"partition": null, "rows": 1,
+ "files": [{"key": "data/x.parquet", "rows": 1, "size": 3, "sha256": "ab"}]}]}]}"""
+
+
 def minimal() -> dict[str, Any]:
-    """A manifest with only the keys a reader requires (files without key ranges, no totals, no producer)."""
-    return {
-        "format": mf.FORMAT_NAME,
-        "format_version": 1,
-        "name": "b",
-        "id": "abc",
-        "state": "complete",
-        "collections": [
-            {
-                "name": "c",
-                "db_name": "default",
-                "auto_id": False,
-                "enable_dynamic_field": False,
-                "fields": [{"name": "pk", "type": "INT64", "params": {}}],
-                "partitions": ["_default"],
-                "data": [
-                    {
-                        "partition": None,
-                        "rows": 1,
-                        "files": [{"key": "data/x.parquet", "rows": 1, "size": 3, "sha256": "ab"}],
-                    }
-                ],
-            }
-        ],
-    }
+    """Return :data:`MINIMAL`, parsed (a fresh copy each time)."""
+    doc: dict[str, Any] = json.loads(MINIMAL)
+    return doc
 
 
 def test_the_model_writes_the_bytes_the_dict_writer_wrote() -> None:
@@ -295,30 +274,46 @@ def changed(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
 def test_each_malformed_shape_is_refused_naming_its_path() -> None:
     for path, value, where in CASES:
         m = changed(path, value)
-        with pytest.raises(ManifestError) as err:
+        with pytest.raises(errors.ManifestError) as err:
             mf.parse_manifest(mf.dumps(m), "b")
         text = str(err.value)
         assert text.startswith(f"Manifest 'b/meta/backup_meta.json' of backup 'b' is malformed: {where}"), (
             text
         )
         assert text.endswith("The backup cannot be trusted: restore another one."), text
-        with pytest.raises(ManifestError, match=re.escape(where)):
+        with pytest.raises(errors.ManifestError, match=re.escape(where)):
             mf.Manifest.from_json(m, "b")
-        with pytest.raises(ManifestError, match=re.escape(where)):
+        with pytest.raises(errors.ManifestError, match=re.escape(where)):
             mf.parse(mf.dumps(m), "b")
 
 
 def test_not_a_manifest_of_ours_or_of_this_version() -> None:
     base = minimal()
     cases: list[tuple[Any, type[Exception], str]] = [
-        ({**base, "format_version": 2}, FormatVersionError, "format version 2; this package reads up to 1"),
-        ({k: v for k, v in base.items() if k != "format"}, ForeignManifestError, "no 'format' key"),
-        ({**base, "format": "milvus-backup"}, ForeignManifestError, 'another tool (format "milvus-backup")'),
-        ({k: v for k, v in base.items() if k not in ("id", "state")}, ManifestError, "lacks ['id', 'state']"),
-        ({**base, "name": "other"}, ManifestError, "names backup 'other', not 'b': it was copied by hand"),
-        ({**base, "state": "running"}, ManifestError, "is in state 'running', not 'complete'"),
-        ("just a string", UnreadableManifestError, "is a JSON str, not an object"),
-        ([[]] * 2, UnreadableManifestError, "is a JSON list, not an object"),
+        (
+            {**base, "format_version": 2},
+            errors.FormatVersionError,
+            "format version 2; this package reads up to 1",
+        ),
+        ({k: v for k, v in base.items() if k != "format"}, errors.ForeignManifestError, "no 'format' key"),
+        (
+            {**base, "format": "milvus-backup"},
+            errors.ForeignManifestError,
+            'another tool (format "milvus-backup")',
+        ),
+        (
+            {k: v for k, v in base.items() if k not in ("id", "state")},
+            errors.ManifestError,
+            "lacks ['id', 'state']",
+        ),
+        (
+            {**base, "name": "other"},
+            errors.ManifestError,
+            "names backup 'other', not 'b': it was copied by hand",
+        ),
+        ({**base, "state": "running"}, errors.ManifestError, "is in state 'running', not 'complete'"),
+        ("just a string", errors.UnreadableManifestError, "is a JSON str, not an object"),
+        ([[]] * 2, errors.UnreadableManifestError, "is a JSON list, not an object"),
     ]
     for doc, error, text in cases:
         with pytest.raises(error, match=re.escape(text)):
@@ -327,13 +322,13 @@ def test_not_a_manifest_of_ours_or_of_this_version() -> None:
     for _ in range(mf.MAX_DEPTH + 1):
         deep = {"x": deep}
     for doc in ({**base, "source": deep}, [deep]):
-        with pytest.raises(UnreadableManifestError, match="nested deeper than 64 levels"):
+        with pytest.raises(errors.UnreadableManifestError, match="nested deeper than 64 levels"):
             mf.Manifest.from_json(doc, "b")
-    with pytest.raises(UnreadableManifestError, match="nested deeper"):
+    with pytest.raises(errors.UnreadableManifestError, match="nested deeper"):
         mf.parse_manifest(b"[" * 1_000_000 + b"]" * 1_000_000, "b")
-    with pytest.raises(UnreadableManifestError, match="not valid JSON"):
+    with pytest.raises(errors.UnreadableManifestError, match="not valid JSON"):
         mf.parse_manifest(mf.dumps(base)[:-5], "b")
-    with pytest.raises(UnreadableManifestError, match="bigger than 64 MiB"):
+    with pytest.raises(errors.UnreadableManifestError, match="bigger than 64 MiB"):
         mf.parse_manifest(b" " * (mf.MAX_MANIFEST_BYTES + 1), "b")
 
 
@@ -347,7 +342,7 @@ def test_check_entry_names_refuses_what_a_restore_must_not_use() -> None:
     )
     outside = json.loads(json.dumps(good))
     outside["data"][0]["files"][0]["key"] = "meta/x.parquet"
-    with pytest.raises(InvalidArgumentError) as err:
+    with pytest.raises(errors.InvalidArgumentError) as err:
         mf.check_entry_names("b", outside)
     assert str(err.value) == f"Invalid storage key 'meta/x.parquet': data objects are under 'data/'. {tail}"
     for change in (
@@ -357,20 +352,20 @@ def test_check_entry_names_refuses_what_a_restore_must_not_use() -> None:
     ):
         bad = json.loads(json.dumps(good))
         change(bad)
-        with pytest.raises(InvalidArgumentError, match=re.escape(tail)):
+        with pytest.raises(errors.InvalidArgumentError, match=re.escape(tail)):
             mf.check_entry_names("b", bad)
     bad = json.loads(json.dumps(good))
     bad["db_name"] = "db-1"
-    with pytest.raises(InvalidArgumentError, match=re.escape("(collection 'db-1.c')")):
+    with pytest.raises(errors.InvalidArgumentError, match=re.escape("(collection 'db-1.c')")):
         mf.check_entry_names("b", bad)
 
 
 def test_load_reads_the_model_and_the_transitional_dict(tmp_path: Path) -> None:
     storage = LocalStorage(str(tmp_path), root_path="backup")
-    with pytest.raises(BackupNotFoundError, match="'nightly_1' does not exist"):
+    with pytest.raises(errors.BackupNotFoundError, match="'nightly_1' does not exist"):
         mf.load_manifest(storage, "nightly_1")
     storage.put_bytes("nightly_1/data/default/c1/_default/part-00000.parquet", b"x")
-    with pytest.raises(IncompleteBackupError, match="has no manifest"):
+    with pytest.raises(errors.IncompleteBackupError, match="has no manifest"):
         mf.load(storage, "nightly_1")
     doc = old_writer(PARTS)
     storage.put_bytes(mf.manifest_key("nightly_1"), mf.dumps(doc))
