@@ -354,6 +354,12 @@ def test_check_entry_names_refuses_what_a_restore_must_not_use() -> None:
         change(bad)
         with pytest.raises(errors.InvalidArgumentError, match=re.escape(tail)):
             mf.check_entry_names("b", bad)
+    # from_json takes such a manifest (it lists, get and verify_backup read it); only a restore refuses it
+    hostile = minimal()
+    hostile["collections"][0]["data"][0]["files"][0]["key"] = "data/../../outside.txt"
+    entry = mf.Manifest.from_json(hostile, "b").collections[0]
+    with pytest.raises(errors.InvalidArgumentError, match=re.escape(tail)):
+        mf.check_entry_names("b", entry)
     bad = json.loads(json.dumps(good))
     bad["db_name"] = "db-1"
     with pytest.raises(errors.InvalidArgumentError, match=re.escape("(collection 'db-1.c')")):
