@@ -72,6 +72,15 @@ GRPC_STATUS = {
     "UNIMPLEMENTED": FailureKind.REFUSED,
 }
 
+#: every gRPC status code: a ``code()`` that answers another name is not a gRPC call
+_GRPC_NAMES = frozenset(
+    (
+        "OK CANCELLED UNKNOWN INVALID_ARGUMENT DEADLINE_EXCEEDED NOT_FOUND ALREADY_EXISTS PERMISSION_DENIED "
+        "RESOURCE_EXHAUSTED FAILED_PRECONDITION ABORTED OUT_OF_RANGE UNIMPLEMENTED INTERNAL UNAVAILABLE "
+        "DATA_LOSS UNAUTHENTICATED"
+    ).split()
+)
+
 #: S3 error codes that mean "slow down or try again", whatever the HTTP status (``Throttling`` comes as 400)
 THROTTLING_CODES = frozenset(
     (
@@ -223,10 +232,6 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
             e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
 
 
-def _status_name(value: Any) -> str | None:
-    """Return the name of a gRPC status code (``grpc.StatusCode.UNAVAILABLE`` -> ``"UNAVAILABLE"``)."""
-    name = getattr(value, "name", None)
-    return name if isinstance(name, str) and name in GRPC_STATUS else None
 
 
 def grpc_status_name(exc: BaseException) -> str | None:
@@ -242,7 +247,7 @@ def grpc_status_name(exc: BaseException) -> str | None:
     except Exception:  # noqa: BLE001 - not a finished RPC
         return None
     name = getattr(value, "name", None)
-    return str(name) if isinstance(name, str) and name else None
+    return name if isinstance(name, str) and name in _GRPC_NAMES else None
 
 
 def _is_pymilvus(exc: BaseException) -> bool:
@@ -298,8 +303,8 @@ def _milvus_kind(e: BaseException) -> FailureKind | None:
     if getattr(e, "retriable", False) is True:
         return FailureKind.TRANSIENT
     code = getattr(e, "code", None)
-    status = _status_name(code)  # pymilvus' retry timeout: MilvusException(rpc.code(), ...)
-    if status is not None:
+    status = getattr(code, "name", None)  # pymilvus' retry timeout: MilvusException(rpc.code(), ...)
+    if status in GRPC_STATUS and not isinstance(code, int):
         return GRPC_STATUS[status]
     if isinstance(code, int):
         if code in MILVUS_CODES:
@@ -355,9 +360,8 @@ def retryable(exc: BaseException) -> bool:
     return classify(exc) in RETRYABLE_KINDS
 
 
-def retry_worthy(exc: BaseException) -> bool:
-    """Return :func:`retryable` (the name restore imports)."""
-    return retryable(exc)
+#: the name restore imports
+retry_worthy = retryable
 
 
 # ------------------------------------------------------------------------------------------ refused rows
