@@ -194,6 +194,15 @@ def test_a_context_the_raiser_suppressed_is_not_read() -> None:
     assert classify(e) is U
 
 
+def test_an_engine_error_handled_before_a_milvus_call_failed_is_not_what_failed() -> None:
+    down = _from(MilvusException(2, "Fail connecting"), Rpc(grpc.StatusCode.UNAVAILABLE))
+    down.__cause__.__context__ = errors.BackupInProgressError("being written")  # type: ignore[union-attr]
+    assert classify(down) is U
+    lost = MilvusException(65535, "context deadline exceeded")
+    lost.__context__ = errors.IntegrityError("checksum")
+    assert retryable(lost)
+
+
 def test_an_engine_error_says_what_it_is_whatever_it_came_from() -> None:
     err = errors.MilvusConnectionError("Milvus at x refused", retryable=False)
     assert classify(_from(err, Rpc(grpc.StatusCode.UNAVAILABLE))) is A

@@ -232,8 +232,6 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
             e = e.__cause__ or (None if e.__suppress_context__ else e.__context__)
 
 
-
-
 def grpc_status_name(exc: BaseException) -> str | None:
     """Return the gRPC status code name of ``exc`` (``"UNAVAILABLE"``...) if it is a finished gRPC call.
 
@@ -325,8 +323,9 @@ def _words_kind(e: BaseException) -> FailureKind | None:
     return FailureKind.UNREACHABLE if UNREACHABLE_WORDS.search(_QUOTED.sub("''", message_of(e))) else None
 
 
-#: the rules in the order they are asked; each is asked of every error of the chain before the next one
-#: (the pymilvus rules only of the first pymilvus error: the one the caller saw)
+#: the rules in the order they are asked; each is asked of every error of the chain before the next one,
+#: but the engine's rule only of the error raised (an engine error an ``except`` block handled before a
+#: Milvus call failed is not what failed) and the pymilvus rules only of the first pymilvus error
 _RULES = (_engine_kind, _grpc_kind, _http_kind, _milvus_kind, _connection_kind, _words_kind)
 _FIRST_PYMILVUS_ONLY = (_milvus_kind, _words_kind)
 
@@ -339,7 +338,13 @@ def classify(exc: BaseException) -> FailureKind:
     chain = list(causes(exc))
     first_milvus = next((e for e in chain if _is_pymilvus(e)), None)
     for rule in _RULES:
-        for e in [first_milvus] if rule in _FIRST_PYMILVUS_ONLY else chain:
+        if rule is _engine_kind:
+            links: list[BaseException | None] = [exc]
+        elif rule in _FIRST_PYMILVUS_ONLY:
+            links = [first_milvus]
+        else:
+            links = list(chain)
+        for e in links:
             kind = None if e is None else rule(e)
             if kind is not None:
                 return kind
