@@ -4,15 +4,17 @@ One small hierarchy rooted at :class:`~airflow.sdk.exceptions.AirflowException`:
 
 * :class:`MilvusBackupException` - retryable failures (Milvus or S3 unreachable, a backup being written, a
   backup not there yet, a failed restore step).
-* :class:`MilvusBackupFailException` - failures a retry cannot fix (Airflow does not retry them):
+* :class:`MilvusBackupFailException` - failures a retry cannot fix (Airflow does not retry them; a person must
+  act):
   :class:`MilvusBackupInvalidArgument` (also a ``ValueError``: a bad name, option, connection or
   ``backup.yaml``), :class:`MilvusBackupIntegrityError` (checksum, manifest, verification),
   :class:`MilvusBackupConflictError` (exists already, schema mismatch, unsupported),
   :class:`MilvusBackupRowsRejected` (Milvus refused rows of a backup) and
   :class:`MilvusBackupAuthenticationError` (Milvus refused the user, password or token).
 
-The engine's message is kept as it is (it names the object and the fix and holds no secret); the engine
-exception is chained as ``__cause__``.
+Which of the two an engine error becomes is its ``retryable`` flag (:mod:`.engine.errors`), see
+:func:`airflow_class`. The engine's message is kept as it is (it names the object and the fix and holds no
+secret); the engine exception is chained as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -61,6 +63,41 @@ class MilvusBackupAuthenticationError(MilvusBackupFailException):
     """Milvus or S3 refused the credentials: fix the connection; a retry would be refused again."""
 
 
+#: The class a task sees for an engine error a person must act on (``retryable`` false): the first entry the
+#: error is an instance of; :class:`MilvusBackupFailException` if none.
+_FAIL_CLASSES: tuple[tuple[type[engine_errors.MilvusBackupError], type[MilvusBackupFailException]], ...] = (
+    (engine_errors.IntegrityError, MilvusBackupIntegrityError),
+    (engine_errors.RowRejectedError, MilvusBackupRowsRejected),
+    (engine_errors.MilvusAuthenticationError, MilvusBackupAuthenticationError),
+    (engine_errors.StorageAccessError, MilvusBackupAuthenticationError),
+    (engine_errors.InvalidArgumentError, MilvusBackupInvalidArgument),
+    (engine_errors.AlreadyExistsError, MilvusBackupConflictError),
+    (engine_errors.SchemaMismatchError, MilvusBackupConflictError),
+    (engine_errors.UnsupportedError, MilvusBackupConflictError),
+    (engine_errors.FormatVersionError, MilvusBackupConflictError),
+    (engine_errors.BackupDeletedError, MilvusBackupConflictError),  # the backup is gone: restore another
+)
+#: The class for an engine error a later run may get past (``retryable`` true), the same way.
+_RETRY_CLASSES: tuple[tuple[type[engine_errors.MilvusBackupError], type[MilvusBackupException]], ...] = (
+    (engine_errors.NotFoundError, MilvusBackupNotFound),
+)
+
+
+def airflow_class(exc: engine_errors.MilvusBackupError) -> type[MilvusBackupException]:
+    """Return the Airflow exception class for an engine error, chosen by its ``retryable`` flag.
+
+    Not retryable (a person must act: fix an argument or the credentials, use another name or restore_id,
+    restore another backup): a subclass of ``AirflowFailException``, so Airflow fails the task without using
+    its retries. Retryable (Milvus or S3 unreachable, a backup being written or not there yet): a plain
+    ``AirflowException``. Within each, the kind of error picks the class users catch.
+
+    :param exc: the engine's exception.
+    """
+    table = _RETRY_CLASSES if exc.retryable else _FAIL_CLASSES
+    default = MilvusBackupException if exc.retryable else MilvusBackupFailException
+    return next((cls for kind, cls in table if isinstance(exc, kind)), default)
+
+
 def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = None) -> BaseException:
     """Return the Airflow exception for an engine exception (other exceptions are returned as they are).
 
@@ -72,32 +109,7 @@ def to_airflow_error(exc: BaseException, scrub: Callable[[str], str] | None = No
     message = str(exc)
     if scrub is not None:
         message = scrub(message)
-    cls: type[MilvusBackupException]
-    if isinstance(exc, engine_errors.IntegrityError):
-        cls = MilvusBackupIntegrityError
-    elif isinstance(exc, engine_errors.RowRejectedError):
-        cls = MilvusBackupRowsRejected
-    elif isinstance(exc, (engine_errors.MilvusAuthenticationError, engine_errors.StorageAccessError)):
-        # Refused credentials: a retry would be refused again (checked before retryable parents).
-        cls = MilvusBackupAuthenticationError
-    elif isinstance(exc, engine_errors.InvalidArgumentError):
-        cls = MilvusBackupInvalidArgument
-    elif isinstance(
-        exc,
-        (
-            engine_errors.AlreadyExistsError,
-            engine_errors.SchemaMismatchError,
-            engine_errors.UnsupportedError,
-            engine_errors.FormatVersionError,
-            engine_errors.BackupDeletedError,  # the backup is gone: a retry cannot restore it
-        ),
-    ):
-        cls = MilvusBackupConflictError
-    elif isinstance(exc, engine_errors.NotFoundError):
-        cls = MilvusBackupNotFound
-    else:
-        cls = MilvusBackupException
-    return cls(message)
+    return airflow_class(exc)(message)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from airflow_milvus_backup.engine.errors import (
     MilvusConnectionError,
     MilvusLiteLockedError,
 )
-from airflow_milvus_backup.engine.failures import FailureKind, classify, message_of
+from airflow_milvus_backup.engine.failures import FailureKind, causes, classify, grpc_status_name, message_of
 from airflow_milvus_backup.engine.uri import display_address, split_uri, token_secrets
 
 if TYPE_CHECKING:
@@ -140,25 +140,12 @@ def auth_failure(exc: BaseException) -> str | None:
     """Return the server's reason if ``exc`` (or an error it came from) is a refused login, else ``None``.
 
     pymilvus reports a wrong password or token as "Fail connecting to server ... illegal connection params or
-    server unavailable"; the gRPC error underneath says UNAUTHENTICATED and why.
+    server unavailable"; the gRPC error underneath says UNAUTHENTICATED and why (Milvus 2.3.5: "auth check
+    failure, please check username and password are correct", "missing authorization in header").
     """
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen and len(seen) < 20:
-        seen.add(id(e))
-        code = getattr(e, "code", None)
-        try:
-            name = getattr(code(), "name", "") if callable(code) else ""
-        except Exception:  # noqa: BLE001 - not a gRPC error after all
-            name = ""
-        if name in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
-            details = getattr(e, "details", None)
-            try:
-                text = details() if callable(details) else str(e)
-            except Exception:  # noqa: BLE001
-                text = str(e)
-            return str(text or name)
-        e = e.__cause__ or e.__context__
+    for e in causes(exc):
+        if grpc_status_name(e) in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+            return message_of(e) or grpc_status_name(e)
     return None
 
 
@@ -207,16 +194,14 @@ def _goaway(exc: BaseException) -> bool:
 
     gRPC shares TCP connections between channels to the same address: a new client can be handed one that
     the server is closing at that moment, e.g. after ``too_many_pings`` on a long-idle channel (Milvus Lite's
-    server keeps gRPC's strict default ping policy). Connecting again opens a fresh connection.
+    server keeps gRPC's strict default ping policy). Connecting again opens a fresh connection. Read in the
+    words: gRPC reports a GOAWAY as UNAVAILABLE, as it does a server that is down (which is not retried here,
+    so that an unreachable Milvus fails after one timeout, not three).
     """
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
+    for seen in causes(exc):
         text = str(seen).lower()
         if "too many pings" in text or "goaway" in text or "too_many_pings" in text:
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 

@@ -20,6 +20,7 @@ from airflow_milvus_backup.engine.errors import (
     StorageError,
     StorageNotFoundError,
 )
+from airflow_milvus_backup.engine.failures import retryable
 from airflow_milvus_backup.engine.s3errors import code_in_message, is_retryable_answer, unwrap
 from airflow_milvus_backup.engine.storage_base import (
     SEGMENT_RE,
@@ -51,7 +52,7 @@ _ACCESS = {
 
 def _is_transient(exc: BaseException) -> bool:
     """Retry connection failures, throttling (429, SlowDown) and 5xx; never not-found, access or integrity."""
-    return isinstance(exc, StorageConnectionError)
+    return retryable(exc)  # _translate made each of them a StorageConnectionError
 
 
 class S3Storage(Storage):

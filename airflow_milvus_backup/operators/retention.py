@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine.retention import BackupInfo, RetentionPolicy, Rule, prune
 from airflow_milvus_backup.exceptions import MilvusBackupException, MilvusBackupInvalidArgument
 from airflow_milvus_backup.operators.base import (
     HOOK_TEMPLATE_FIELDS,
@@ -22,17 +23,6 @@ if TYPE_CHECKING:
 def _as_timedelta(value: Any, name: str) -> timedelta | None:
     # finite, not negative, at most 100 years: inf or 1e15 would overflow date arithmetic later
     return as_duration(value, name)
-
-
-def _created(b: dict[str, Any]) -> datetime | None:
-    text = b.get("created_at")
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
@@ -85,45 +75,22 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
                 "MilvusBackupRetentionOperator needs keep_last and/or max_age: set how many or how old "
                 "backups to keep."
             )
-        now = datetime.now(timezone.utc)
-        backups = self.hook.list_backups(prefix=self.backup_prefix or "")
-        complete = [b for b in backups if b.get("state") == "complete"]
-        complete.sort(key=lambda b: (_created(b) or datetime.min.replace(tzinfo=timezone.utc), b["name"]))
-        complete.reverse()
-        kept: list[str] = []
-        skipped: dict[str, str] = {}
-        candidates: list[tuple[str, str]] = []
-        for i, b in enumerate(complete):
-            created = _created(b)
-            reasons = []
-            if i == 0:
-                reasons.append("newest complete backup")
-            if keep_last is not None and i < keep_last:
-                reasons.append(f"one of the last {keep_last}")
-            if max_age is not None and (created is None or now - created <= max_age):
-                reasons.append(f"younger than {max_age}")
-            if reasons:
-                kept.append(b["name"])
-            else:
-                candidates.append((b["name"], f"complete, created {b.get('created_at')}"))
-        for b in backups:
-            state = b.get("state")
-            if state == "unknown" or b.get("owned") is False:
-                skipped[b["name"]] = b.get("reason") or "not a backup of airflow-milvus-backup: not touched"
-                self.log.info("Not touching %s: %s", b["name"], skipped[b["name"]])
-            elif state == "partial":
-                created = _created(b)
-                if created is not None and now - created > grace:
-                    candidates.append((b["name"], f"partial (interrupted), created {b.get('created_at')}"))
-                else:
-                    skipped[b["name"]] = f"partial but younger than the grace period {grace}"
-            elif state == "in_progress":
-                skipped[b["name"]] = "being written"
-            elif state not in ("complete", None):
-                skipped[b["name"]] = f"state {state!r}: {b.get('error', 'check it by hand')}"
-                self.log.warning("Not deleting backup %s in state %s: %s", b["name"], state, b.get("error"))
+        policy = RetentionPolicy(keep_last, max_age, grace, self.backup_prefix or "")
+        listing = [BackupInfo.from_listing(b) for b in self.hook.list_backups(prefix=policy.prefix)]
+        decision = prune(listing, policy, datetime.now(timezone.utc))
+        info = {b.name: b for b in listing}
+        kept = [v.name for v in decision.kept]
+        skipped = {v.name: v.reason for v in decision.skipped}
+        for v in decision.skipped:
+            if v.rule is Rule.FOREIGN:
+                self.log.info("Not touching %s: %s", v.name, v.reason)
+            elif v.rule is Rule.NEEDS_A_LOOK:
+                b = info[v.name]
+                self.log.warning("Not deleting backup %s in state %s: %s", v.name, b.state, b.error)
+        candidates = [(v.name, v.reason) for v in decision.delete]
         deleted: list[str] = []
         for name, why in candidates:
+            # kept until BackupEngine.delete refuses a backup a running restore reads (issue 9)
             readers = self.hook.running_restores(name)
             if readers:
                 reader = readers[0].get("restore_id") or readers[0].get("_key")
