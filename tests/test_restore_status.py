@@ -362,6 +362,44 @@ def test_verbs_record_what_happened_and_recount(storage):
     assert body["collections"][0]["indexes"] == []
 
 
+def test_setup_undo_finish_and_detach_verbs(storage):
+    status = Status(storage, status_key(BACKUP, "r1"), RestoreStatus.from_json(old_body()), 60.0, 3600.0)
+    t = SimpleNamespace(target="default.c_r")
+    status.database_created("default")
+    status.existing_dropped(t, ["a1"])
+    status.temp_property_set(t, "allow_insert_auto_id")
+    c = stored(storage)["collections"][0]
+    assert c["dropped_aliases"] == ["a1"]
+    assert c["temp_properties"] == ["allow_insert_auto_id"]
+    # a rollback: written with the next write
+    status.collection_undone(t)
+    status.database_dropped("default")
+    assert stored(storage)["databases_created"] == ["default"]
+    status.save()
+    body = stored(storage)
+    assert body["databases_created"] == []
+    assert (body["collections"][0]["created"], body["collections"][0]["indexes"]) == (False, [])
+    # finish
+    status.temp_property_set(t, "allow_insert_auto_id")
+    status.temp_property_dropped(t, "allow_insert_auto_id")
+    status.load_state_restored(t, {"source": "Loaded", "action": "loaded", "target": "Loaded"})
+    status.aliases_restored(t, ["a1_r"], [{"alias": "a2_r", "reason": "taken"}])
+    status.time_spent(t, 0.25)
+    status.collection_succeeded(t, 300, 0.25)
+    status.jobs_imported()
+    status.took(12.3456)
+    body = stored(storage)
+    c = body["collections"][0]
+    assert c["temp_properties"] == []
+    assert c["load_state"]["action"] == "loaded"
+    assert c["aliases"] == {"restored": ["a1_r"], "skipped": [{"alias": "a2_r", "reason": "taken"}]}
+    assert (c["state"], c["rows_found"], c["seconds"]) == ("success", 300, 2.0)
+    assert (body["imported"], body["seconds"]) == (True, 12.346)
+    status.detach(3600.0)
+    body = stored(storage)
+    assert (body["detached"], body["pid"], body["ttl"]) == (True, None, 3600.0)
+
+
 def test_fail_marks_unfinished_collections_failed_and_records_the_error(storage):
     status = Status(storage, status_key(BACKUP, "r1"), RestoreStatus.from_json(old_body()), 60.0)
     status.fail(RestoreError("Milvus went away"))
