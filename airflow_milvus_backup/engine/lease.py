@@ -86,10 +86,14 @@ class Lease:
         self._thread: threading.Thread | None = None
         self._held = False
 
+    def document(self) -> dict[str, Any]:
+        """Return what the lease object holds: its body (a subclass may add what the lease stands for)."""
+        return self.body
+
     def payload(self) -> bytes:
         """Return the lease's JSON with a fresh heartbeat."""
         self.body["heartbeat_at"] = now_iso()
-        return json.dumps(self.body, sort_keys=True).encode()
+        return json.dumps(self.document(), sort_keys=True).encode()
 
     def write(self, exclusive: bool = False) -> bool:
         """Write (or refresh) the lease; with ``exclusive``, only if the key does not exist."""

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import IntegrityError, RestoreError
-from airflow_milvus_backup.engine.restore.status import recount
+from airflow_milvus_backup.engine.restore.status_model import FileState
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.client import MilvusParams
@@ -64,26 +64,21 @@ def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) 
                 warnings.simplefilter("ignore", FutureWarning)
                 known = known_tasks(ctx, utility, t, alias) if t.action == "resume" else {}
                 for part, f in t.files():
-                    fs = t.entry["files"][f["key"]]
-                    if fs["state"] == "done" or (fs.get("task_id") and fs["state"] == "importing"):
+                    fs = status.of(t).files[f["key"]]
+                    if fs.done or (fs.task_id and fs.state == FileState.IMPORTING):
                         continue
                     path = import_path(ctx, plan, f)
                     adopted = known.get(path)
-                    if fs["state"] == "submitting" and adopted is not None:
+                    if fs.state == FileState.SUBMITTING and adopted is not None:
                         task_id = adopted
                     else:
-                        with status.lock:
-                            fs.update(state="submitting", task_id=None, error=None)
-                        status.save()
+                        status.file_submitting(t, f["key"])
                         kwargs: dict[str, Any] = {}
                         if not t.partition_key and part.get("partition"):
                             kwargs["partition_name"] = part["partition"]
                         task_id = utility.do_bulk_insert(t.name, files=[path], using=alias, **kwargs)
                         n += 1
-                    with status.lock:
-                        fs.update(state="importing", task_id=int(task_id), progress=0)
-                        t.entry["state"] = "restoring"
-                    status.save()
+                    status.job_submitted(t, f["key"], int(task_id))
     ctx.log.info("Restore %s: submitted %d import job(s)", plan.restore_id, n)
 
 
@@ -112,45 +107,44 @@ def poll_jobs(
 
     all_done = True
     for t in plan.targets:
-        running = {k: fs for k, fs in t.entry["files"].items() if fs["state"] in ("importing", "submitting")}
+        running = {
+            k: fs
+            for k, fs in status.of(t).files.items()
+            if fs.state in (FileState.IMPORTING, FileState.SUBMITTING)
+        }
         if not running:
             continue
         with orm(ctx, milvus, t.db) as alias, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             for key, fs in running.items():
-                if fs["state"] == "submitting" or fs.get("task_id") is None:
+                if fs.state == FileState.SUBMITTING or fs.task_id is None:
                     raise RestoreError(
                         f"The import job of {key!r} into {t.target} was being submitted when the restore "
                         "was interrupted; run the restore again with the same arguments to resume it."
                     )
-                st = utility.get_bulk_insert_state(int(fs["task_id"]), using=alias)
+                st = utility.get_bulk_insert_state(fs.task_id, using=alias)
                 state = str(getattr(st, "state_name", ""))
                 if state.startswith("Failed"):
                     reason = getattr(st, "failed_reason", "") or "unknown reason"
-                    with status.lock:
-                        fs.update(state="failed", error=reason)
-                    status.save()
+                    status.job_failed(t, key, reason)
                     raise RestoreError(
-                        f"Import job {fs['task_id']} of {plan.backup}/{key} into {t.target} failed: "
+                        f"Import job {fs.task_id} of {plan.backup}/{key} into {t.target} failed: "
                         f"{reason}. Run the restore again with the same arguments to retry the failed "
                         "jobs, or use method='insert'."
                     )
                 if state == "Completed":
                     rows = int(getattr(st, "row_count", 0) or 0)
-                    expected = t.entry["files"][key]["rows"]
+                    expected = fs.rows
                     if rows != expected:
                         raise IntegrityError(
-                            f"Import job {fs['task_id']} of {plan.backup}/{key} into {t.target} imported "
+                            f"Import job {fs.task_id} of {plan.backup}/{key} into {t.target} imported "
                             f"{rows} rows; the manifest says {expected}."
                         )
-                    with status.lock:
-                        fs.update(state="done", inserted=rows, progress=100)
-                        recount(t.entry)
+                    status.job_done(t, key, rows)
                     if progress is not None:
                         progress.add(rows=rows)
                 else:
                     all_done = False
-                    with status.lock:
-                        fs["progress"] = int(getattr(st, "progress", 0) or 0)
+                    status.job_progress(t, key, int(getattr(st, "progress", 0) or 0))
     status.save()
     return all_done

@@ -45,7 +45,7 @@ from airflow_milvus_backup.engine.progress import Progress
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
 from airflow_milvus_backup.engine.restore.preflight import check_digest, missing_object
 from airflow_milvus_backup.engine.restore.setup import create_collection, create_indexes
-from airflow_milvus_backup.engine.restore.status import recount, reset_files
+from airflow_milvus_backup.engine.restore.status_model import FileState
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
 from airflow_milvus_backup.engine.storage import file_sha256
 
@@ -70,14 +70,12 @@ def transient(e: BaseException) -> bool:
     return retry_worthy(e)
 
 
-def progress_of(ctx: Context, plan: Plan) -> Progress:
+def progress_of(ctx: Context, plan: Plan, status: Status) -> Progress:
     """Return the progress reporter of a restore's pending rows."""
-    total = sum(
-        f["rows"]
-        for t in plan.targets
-        for _, f in t.files()
-        if t.entry["files"].get(f["key"], {}).get("state") != "done"
-    )
+    total = 0
+    for t in plan.targets:
+        files = status.of(t).files
+        total += sum(f["rows"] for _, f in t.files() if not (f["key"] in files and files[f["key"]].done))
     return Progress(
         f"Restore {plan.backup}",
         total_rows=total,
@@ -93,16 +91,17 @@ def insert_all(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -
     for t in plan.targets:
         if t.action == "done":
             continue
-        pending = [(p, f) for p, f in t.files() if t.entry["files"][f["key"]]["state"] != "done"]
-        started = [f["key"] for _, f in pending if t.entry["files"][f["key"]]["state"] == "started"]
+        files = status.of(t).files
+        pending = [(p, f) for p, f in t.files() if not files[f["key"]].done]
+        started = [f["key"] for _, f in pending if files[f["key"]].state == FileState.STARTED]
         if started and not t.keep_keys:
             restart_collection(ctx, milvus, plan, t, status, started)
             pending = list(t.files())
         # a resumed restore redoes every file not recorded done (deleting each batch's keys first):
         # rows of a file may be in Milvus although its "started" was never written
-        resumed = bool(t.entry.get("resumed")) and t.keep_keys
-        with status.lock:
-            t.entry["state"] = "restoring" if pending else t.entry["state"]
+        resumed = status.of(t).resumed and t.keep_keys
+        if pending:
+            status.collection_restoring(t)
         by_part: dict[str | None, list[tuple[dict[str, Any], dict[str, Any], bool]]] = {}
         for p, f in pending:
             redo = resumed
@@ -111,7 +110,7 @@ def insert_all(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -
     status.save()
     if not units:
         return
-    progress = progress_of(ctx, plan)
+    progress = progress_of(ctx, plan, status)
     stop = threading.Event()
     with ThreadPoolExecutor(ctx.parallelism, thread_name_prefix="restore") as pool:
         futures = [
@@ -134,7 +133,7 @@ def restart_collection(
     ctx: Context, milvus: MilvusParams, plan: Plan, t: Target, status: Status, started: list[str]
 ) -> None:
     """Start a collection with regenerated keys over: its interrupted file cannot be repaired."""
-    if not t.entry.get("created"):
+    if not status.of(t).created:
         raise RestoreError(
             f"Cannot resume {t.target}: file(s) {started[:3]} were partly inserted with newly generated "
             "primary keys, which cannot be told apart from the collection's other rows. Delete its rows "
@@ -152,9 +151,7 @@ def restart_collection(
             for p in t.meta.get("partitions", []):
                 if not c.has_partition(t.name, p):
                     c.create_partition(t.name, p)
-        with status.lock:
-            t.entry["indexes"] = []
-            reset_files(t.entry)
+        status.collection_restarted(t)
         create_indexes(ctx, c, plan, t, status)
     finally:
         c.close()
@@ -194,8 +191,7 @@ def insert_unit(
                     ahead.result().unlink(missing_ok=True)
             fetcher.shutdown()
             c.close()
-            with status.lock:
-                t.entry["seconds"] = round(float(t.entry.get("seconds", 0.0)) + time.monotonic() - began, 3)
+            status.time_spent(t, time.monotonic() - began)
 
 
 def fetch(ctx: Context, plan: Plan, f: dict[str, Any], progress: Progress) -> Path:
@@ -239,7 +235,6 @@ def insert_file(
     import pyarrow.parquet as pq
 
     key = f"{plan.backup}/{f['key']}"
-    fstate = t.entry["files"][f["key"]]
     partition = None if t.partition_key else part.get("partition")
     try:
         # pre_buffer=False: read a row group at a time, not the whole file into memory up front
@@ -248,13 +243,8 @@ def insert_file(
         kinds = integrity.json_kinds_stored(plan.server.lite, plan.server.numbers)
         integrity.check_json_kinds(pf, t.meta, key, kinds, plan.server.label, t.target)
         batch_rows = ctx.insert_batch_rows or auto_batch_rows(pf, ctx.insert_batch_bytes)
-        with status.lock:
-            fstate["state"] = "started"
-            fstate["inserted"] = 0
-            fstate["attempts"] = int(fstate.get("attempts", 0)) + 1
-            recount(t.entry)
-        # with new keys, a partly inserted file forces a restart of the collection: record it at once
-        status.save(force=not t.keep_keys)
+        # with new keys, a partly inserted file forces a restart of the collection: recorded at once
+        status.file_started(t, f["key"])
         n = 0
         for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
             if stop.is_set():
@@ -281,9 +271,7 @@ def insert_file(
                     ) from e
                 raise
             n += table.num_rows
-            with status.lock:
-                fstate["inserted"] = n
-                recount(t.entry)
+            status.file_progress(t, f["key"], n)
             progress.add(rows=table.num_rows)
         if n != f["rows"]:
             raise IntegrityError(
@@ -291,10 +279,7 @@ def insert_file(
                 f"{f['rows']}; the backup is inconsistent. Verify it (verify_backup) and restore another "
                 "one."
             )
-        with status.lock:
-            fstate["state"] = "done"
-            recount(t.entry)
-        status.save(force=False)
+        status.file_done(t, f["key"], n)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -27,19 +27,12 @@ from airflow_milvus_backup.engine.errors import (
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
-from airflow_milvus_backup.engine.restore import bulk, by_insert, finish, setup
+from airflow_milvus_backup.engine.restore import bulk, by_insert, finish, setup, status_store
 from airflow_milvus_backup.engine.restore.context import Context, log
 from airflow_milvus_backup.engine.restore.options import RestoreOptions, check_restore_id
 from airflow_milvus_backup.engine.restore.plan import Plan, make_plan, plan_from_status
-from airflow_milvus_backup.engine.restore.status import (
-    EXECUTING,
-    Status,
-    open_status,
-    public,
-    read_status,
-    reopen,
-    totals,
-)
+from airflow_milvus_backup.engine.restore.status import EXECUTING, Status, public, totals
+from airflow_milvus_backup.engine.restore.status_store import open_status, read_status, reopen
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -189,19 +182,18 @@ class RestoreEngine:
                     "arguments to resume it."
                 )
             )
-            return _summary(status.body)
+            return _summary(status.json())
         if body.get(IMPORTED):
             return _summary(body, IMPORTED)
         status = reopen(self.ctx, body, detached=True)
         with self._detached(milvus, status, name, restore_id) as (plan, _):
             done = bulk.poll_jobs(self.ctx, milvus, plan, status, None)
             if done:
-                with status.lock:
-                    status.body[IMPORTED] = True
+                status.jobs_imported()
             status.save()
-        if status.body.get("state") != EXECUTING:  # a job failed: the status says why
-            return _summary(status.body)
-        return _summary(status.body, IMPORTED if status.body.get(IMPORTED) else None)
+        if status.state != EXECUTING:  # a job failed: the status says why
+            return _summary(status.json())
+        return _summary(status.json(), IMPORTED if status.doc.imported else None)
 
     def complete(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Finish a submitted restore whose import jobs are all done (flush, load, aliases, counts).
@@ -226,7 +218,7 @@ class RestoreEngine:
         status = reopen(self.ctx, body, detached=True)
         with self._detached(milvus, status, name, restore_id) as (plan, client):
             finish.finish(self.ctx, client, milvus, plan, status)
-        return public(status.body)
+        return status.public()
 
     def poll(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Advance a submitted restore: check its import jobs, finish it when all are done; return its status.
@@ -243,37 +235,11 @@ class RestoreEngine:
 
         :raises NotFoundError: no restore of that id for that backup.
         """
-        body = read_status(self.ctx, validate_backup_name(backup_name), restore_id)
-        out = public(body, with_files=True)
-        out["alive"] = body.get("state") == EXECUTING and leases.is_alive(body)
-        return out
+        return status_store.describe(self.ctx, backup_name, restore_id)
 
     def list_restores(self, backup_name: str) -> list[dict[str, Any]]:
         """Return every restore recorded for a backup, newest first (id, state, alive, targets, times)."""
-        name = validate_backup_name(backup_name)
-        out = []
-        for body in leases.read_leases(self.storage, f"{name}/{mf.RESTORES}"):
-            if "restore_id" not in body or "collections" not in body:
-                continue
-            out.append(
-                {
-                    "restore_id": body["restore_id"],
-                    "backup_name": body.get("backup_name"),
-                    "state": body.get("state"),
-                    "alive": body.get("state") == EXECUTING and leases.is_alive(body),
-                    "method": body.get("method"),
-                    "started_at": body.get("first_started_at") or body.get("started_at"),
-                    "finished_at": body.get("finished_at"),
-                    "collections": [
-                        {"source": c["source"], "target": c["target"], "state": c["state"]}
-                        for c in body["collections"]
-                    ],
-                    "totals": totals(body),
-                    "error": body.get("error"),
-                }
-            )
-        out.sort(key=lambda r: (r["started_at"] or "", r["restore_id"]), reverse=True)
-        return out
+        return status_store.list_restores(self.ctx, backup_name)
 
     def cancel(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Mark a restore as failed (cancelled) so nothing waits on it; import jobs already running go on.
@@ -281,14 +247,7 @@ class RestoreEngine:
         Milvus has no way to cancel an import job; run the restore again with ``drop_existing=True`` to clean
         up.
         """
-        name = validate_backup_name(backup_name)
-        body = read_status(self.ctx, name, restore_id)
-        if body.get("state") != EXECUTING:
-            return public(body)
-        status = reopen(self.ctx, body, detached=True)
-        status.body["cancelled"] = True
-        status.fail(RestoreError(f"Restore {restore_id} of backup {name!r} was cancelled."))
-        return public(status.body)
+        return status_store.cancel(self.ctx, backup_name, restore_id)
 
     # ----------------------------------------------------------------------------------------- run
     def _run(
@@ -323,8 +282,8 @@ class RestoreEngine:
                 except BaseException as e:
                     if isinstance(e, (IntegrityError, UnsupportedError)) and not status.untouched:
                         # data that disagrees with its manifest leaves no target this restore created empty
-                        empty = [t for t in plan.targets if t.entry.get("created")]
-                        empty = [t for t in empty if not t.entry.get("rows_restored")]
+                        empty = [t for t in plan.targets if status.of(t).created]
+                        empty = [t for t in empty if not status.of(t).rows_restored]
                         setup.rollback(self.ctx, client, milvus, empty, [], status)
                     if status.untouched:
                         status.discard()  # the failed setup was undone: no state is left behind
@@ -335,7 +294,7 @@ class RestoreEngine:
                     status.stop()
         finally:
             client.close()
-        return public(status.body)
+        return status.public()
 
     def _execute(
         self,
@@ -373,22 +332,20 @@ class RestoreEngine:
                         plan.restore_id,
                     )
                     return
-                progress = by_insert.progress_of(self.ctx, plan)
+                progress = by_insert.progress_of(self.ctx, plan, status)
                 while not bulk.poll_jobs(self.ctx, milvus, plan, status, progress):
                     time.sleep(self.ctx.poll_interval)
                 progress.report(final=True)
             else:
                 by_insert.insert_all(self.ctx, milvus, plan, status)
         finish.finish(self.ctx, client, milvus, plan, status)
-        with status.lock:
-            status.body["seconds"] = round(time.monotonic() - started, 3)
-        status.save()
+        status.took(time.monotonic() - started)
         self.log.info(
             "Restore %s of backup %s complete: %d collection(s), %s rows in %.1f s",
             plan.restore_id,
             plan.backup,
             len(plan.targets),
-            f"{totals(status.body)['rows_restored']:,}",
+            f"{status.doc.totals()['rows_restored']:,}",
             time.monotonic() - started,
         )
 
@@ -405,7 +362,7 @@ class RestoreEngine:
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):
-                plan = plan_from_status(self.ctx, client, milvus, status.body, manifest)
+                plan = plan_from_status(self.ctx, client, milvus, status.json(), manifest)
                 try:
                     yield plan, client
                 except (MilvusConnectionError, StorageConnectionError):

@@ -10,8 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
-from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception, now
-from airflow_milvus_backup.engine.restore.status import SUCCESS
+from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -28,12 +27,11 @@ def finish(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan,
         began = time.monotonic()
         c = client_for(milvus, t.db)
         try:
-            if not plan.opts.meta_only and t.entry["files_total"] and plan.method == "insert":
+            if not plan.opts.meta_only and status.of(t).files_total and plan.method == "insert":
                 c.flush(t.name)  # seal the inserted segments (imported ones are sealed already)
-            for prop in list(t.entry.get("temp_properties", [])):
+            for prop in list(status.of(t).temp_properties):
                 c.drop_collection_properties(t.name, property_keys=[prop])
-                with status.lock:
-                    t.entry["temp_properties"].remove(prop)
+                status.temp_property_dropped(t, prop)
             restore_load_state(ctx, c, plan, t, status)
             if plan.opts.restore_aliases:
                 restore_aliases(ctx, c, plan, t, status)
@@ -41,19 +39,10 @@ def finish(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan,
             if state_name(c.get_load_state(t.name)) == "Loaded":
                 res = c.query(t.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
                 rows_found = int(res[0]["count(*)"]) if res else 0
-            with status.lock:
-                t.entry["rows_found"] = rows_found
-                t.entry["state"] = SUCCESS
-                t.entry["seconds"] = round(float(t.entry.get("seconds", 0.0)) + time.monotonic() - began, 3)
-            status.save()
+            status.collection_succeeded(t, rows_found, time.monotonic() - began)
         finally:
             c.close()
-    with status.lock:
-        status.body["state"] = SUCCESS
-        status.body["finished_at"] = now()
-        status.body["error"] = None
-        status.body["detached"] = False
-    status.save()
+    status.succeeded()
 
 
 def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
@@ -85,8 +74,7 @@ def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, sta
     report["target"] = after
     if source not in ("Loaded", "Loading") and after == "Loaded" and report["action"] != "unchanged":
         report["note"] = f"{plan.server.label} loads collections by itself"
-    with status.lock:
-        t.entry["load_state"] = report
+    status.load_state_restored(t, report)
 
 
 def restore_aliases(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
@@ -111,8 +99,7 @@ def restore_aliases(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status
                 continue
             c.create_alias(t.name, alias)
             restored.append(alias)
-    with status.lock:
-        t.entry["aliases"] = {"restored": restored, "skipped": skipped}
+    status.aliases_restored(t, restored, skipped)
 
 
 def state_name(state: Any) -> str:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import integrity
@@ -43,7 +43,8 @@ from airflow_milvus_backup.engine.restore.capabilities import (
 )
 from airflow_milvus_backup.engine.restore.context import Context, client_for, qualified
 from airflow_milvus_backup.engine.restore.options import RestoreOptions, new_restore_id
-from airflow_milvus_backup.engine.restore.status import SUCCESS, find_prior
+from airflow_milvus_backup.engine.restore.status import SUCCESS
+from airflow_milvus_backup.engine.restore.status_store import find_prior
 from airflow_milvus_backup.engine.schema import capture_field, primary_field
 from airflow_milvus_backup.engine.storage import validate_key
 
@@ -65,7 +66,6 @@ class Target:
     action: str  # create | replace | existing | resume | done
     keep_keys: bool
     auto_id_property: bool
-    entry: dict[str, Any] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -233,7 +233,7 @@ def make_plan(
         "options": opts.fingerprint_fields(),
     }
     fingerprint = fingerprint_of(arguments)
-    prior = find_prior(ctx, name, restore_id, fingerprint)
+    prior = find_prior(ctx, name, restore_id, fingerprint, arguments)
     rid = restore_id or (prior["restore_id"] if prior else new_restore_id())
     if prior is not None and prior.get("state") == SUCCESS:
         return Plan(
@@ -503,7 +503,6 @@ def plan_from_status(
             entry["action"],
             entry.get("keys") == "kept",
             AUTO_ID_PROPERTY in entry.get("temp_properties", []),
-            entry,
         )
         targets.append(t)
     return Plan(

@@ -17,7 +17,6 @@ from airflow_milvus_backup.engine.indexes import create_index
 from airflow_milvus_backup.engine.restore.capabilities import AUTO_ID_PROPERTY, VECTOR_TYPES
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
 from airflow_milvus_backup.engine.restore.plan import index_params, metric, partition_key_count
-from airflow_milvus_backup.engine.restore.status import reset_files
 from airflow_milvus_backup.engine.schema import build_schema
 
 if TYPE_CHECKING:
@@ -48,12 +47,7 @@ def setup(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan, 
             else:
                 client.create_database(db)
             dbs_now.append(db)
-            with status.lock:
-                status.body.setdefault("databases_created", []).append(db)
-                for t in plan.targets:
-                    if t.db == db:
-                        t.entry["database_created"] = True
-            status.save()
+            status.database_created(db)
         for t in plan.targets:
             if t.action == "done":
                 continue
@@ -81,7 +75,7 @@ def setup_one(
 ) -> None:
     """Set up one target: drop/replace, create, properties, partitions, indexes, early load."""
     exists = c.has_collection(t.name)
-    if t.action == "replace" and exists and not t.entry.get("created"):
+    if t.action == "replace" and exists and not status.of(t).created:
         kept.append(f"existing collection {t.target} dropped")
         aliases = list(c.list_aliases(t.name).get("aliases", []))
         for a in aliases:
@@ -90,18 +84,15 @@ def setup_one(
             "Dropping existing collection %s%s", t.target, f" (aliases {aliases})" if aliases else ""
         )
         c.drop_collection(t.name)
-        with status.lock:
-            t.entry["dropped_aliases"] = aliases
+        status.existing_dropped(t, aliases)
         exists = False
     if not exists and t.action in ("resume", "create", "replace"):
         if t.action == "resume":
             ctx.log.warning("Collection %s of an interrupted restore is gone; creating it again", t.target)
-            reset_files(t.entry)
         # recorded before the call: a restore killed right after it still knows the collection is its own
-        with status.lock:
-            t.entry["created"] = True
-            t.entry["temp_properties"] = [AUTO_ID_PROPERTY] if t.auto_id_property else []
-        status.save()
+        status.collection_created(
+            t, [AUTO_ID_PROPERTY] if t.auto_id_property else [], anew=t.action == "resume"
+        )
         created_now.append(t)
         create_collection(ctx, c, plan, t)
     elif t.action == "existing" and t.auto_id_property:
@@ -109,9 +100,7 @@ def setup_one(
         if str(props.get(AUTO_ID_PROPERTY, "")).lower() != "true":
             kept.append(f"property {AUTO_ID_PROPERTY} set on {t.target}")
             c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
-            with status.lock:
-                t.entry["temp_properties"] = [AUTO_ID_PROPERTY]
-            status.save()
+            status.temp_property_set(t, AUTO_ID_PROPERTY)
     elif t.action == "resume" and t.auto_id_property and not plan.opts.meta_only:
         c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
     # a collection this call created is dropped again by a rollback, with its partitions and indexes; a
@@ -199,15 +188,11 @@ def create_indexes(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status:
     results = []
     for spec in wanted:
         if spec["field_name"] in have_fields:
-            prior = next(
-                (r for r in t.entry.get("indexes", []) if r["field_name"] == spec["field_name"]), None
-            )
+            prior = next((r for r in status.of(t).indexes if r["field_name"] == spec["field_name"]), None)
             results.append(prior or {**index_report(spec), "status": "exists"})
             continue
         results.append(build_index(ctx, c, plan, t, spec))
-    with status.lock:
-        t.entry["indexes"] = results
-    status.save()
+    status.indexes_built(t, results)
 
 
 def build_index(ctx: Context, c: MilvusClient, plan: Plan, t: Target, spec: dict[str, Any]) -> dict[str, Any]:
@@ -280,10 +265,7 @@ def rollback(
                 c.drop_collection(t.name)
             finally:
                 c.close()
-            with status.lock:
-                t.entry["created"] = False
-                t.entry["temp_properties"] = []
-                t.entry["indexes"] = []
+            status.collection_undone(t)
             ctx.log.info("Dropped %s again: the restore failed while setting it up", t.target)
         except Exception as e:  # noqa: BLE001 - the original error matters more
             undone = False
@@ -291,8 +273,7 @@ def rollback(
     for db in dbs:
         try:
             client.drop_database(db)
-            with status.lock:
-                status.body["databases_created"].remove(db)
+            status.database_dropped(db)
             ctx.log.info("Dropped database %s again: the restore failed while setting it up", db)
         except Exception as e:  # noqa: BLE001 - the original error matters more
             undone = False

@@ -1,4 +1,10 @@
-"""The persisted status of a restore (``<backup>/restores/<restore_id>.json``): its lease, reading it back.
+"""The persisted status of a restore (``<backup>/restores/<restore_id>.json``): the only code that writes it.
+
+The data is :class:`~.status_model.RestoreStatus` (typed, versioned). :class:`Status` owns one restore's
+status object: its lease and lock, and the verbs every step records what happened with (``file_started``,
+``file_done``, ``collection_created``, ``job_submitted``, ``failed``...). Verbs that record a step a resume
+depends on write the object at once; per-file progress is written at most every ``status_interval`` seconds;
+the others (marked "written with the next write") go out with the next write or heartbeat.
 
 Status contract (retention relies on it): the status object is a :class:`~.lease.Lease` body with ``host``,
 ``pid``, ``ttl`` and ``heartbeat_at``, plus ``state`` (``executing``, ``success`` or ``failed``). While a
@@ -11,7 +17,6 @@ restore runs in a process, a heartbeat thread refreshes it every ``ttl / 4`` sec
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,23 +24,42 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import readers
-from airflow_milvus_backup.engine.errors import (
-    BackupDeletedError,
-    InvalidArgumentError,
-    NotFoundError,
-    RestoreError,
-    StorageNotFoundError,
+from airflow_milvus_backup.engine.errors import BackupDeletedError, RestoreError
+from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.restore.context import log, now
+from airflow_milvus_backup.engine.restore.status_model import (
+    CollectionState,
+    CollectionStatus,
+    FileState,
+    FileStatus,
+    RestoreStatus,
+    RunState,
+    public,
+    totals,
 )
-from airflow_milvus_backup.engine.names import restore_database, validate_backup_name
-from airflow_milvus_backup.engine.restore.context import Context, log, now
-from airflow_milvus_backup.engine.restore.options import check_restore_id
 
 if TYPE_CHECKING:
-    from airflow_milvus_backup.engine.client import MilvusParams
-    from airflow_milvus_backup.engine.restore.plan import Plan
+    from airflow_milvus_backup.engine.restore.plan import Target
     from airflow_milvus_backup.engine.storage import Storage
 
-EXECUTING, SUCCESS, FAILED = "executing", "success", "failed"
+#: The run states (the same strings as before; kept under these names for the planner and the facade).
+EXECUTING, SUCCESS, FAILED = RunState.EXECUTING, RunState.SUCCESS, RunState.FAILED
+
+__all__ = [
+    "EXECUTING",
+    "FAILED",
+    "SUCCESS",
+    "CollectionState",
+    "CollectionStatus",
+    "FileState",
+    "FileStatus",
+    "RestoreStatus",
+    "RunState",
+    "Status",
+    "public",
+    "status_key",
+    "totals",
+]
 
 
 def status_key(backup_name: str, restore_id: str) -> str:
@@ -46,18 +70,29 @@ def status_key(backup_name: str, restore_id: str) -> str:
 class StatusLease(leases.Lease):
     """A lease whose body is the restore status, written under one lock (heartbeat and updates).
 
-    It is written only while the backup's manifest exists: a backup deleted under a running restore is never
-    re-created by its status (checked before and after each write; :mod:`~.readers`).
+    Its own ``body`` holds the lease's keys; the payload is the status with them. It is written only while
+    the backup's manifest exists: a backup deleted under a running restore is never re-created by its status
+    (checked before and after each write; :mod:`~.readers`).
     """
 
     def __init__(
-        self, storage: Storage, key: str, body: dict[str, Any], ttl: float, lock: threading.RLock
+        self, storage: Storage, key: str, doc: RestoreStatus, ttl: float, lock: threading.RLock
     ) -> None:
-        super().__init__(storage, key, body, ttl)
+        super().__init__(storage, key, {"id": doc.restore_id}, ttl)
+        self.doc = doc
         self._lock = lock
 
+    def document(self) -> dict[str, Any]:
+        """Return the status as it is written: the model's JSON with the lease's keys."""
+        with self._lock:
+            return {**self.doc.to_json(), **self.body}
+
+    def payload(self) -> bytes:  # noqa: D102
+        with self._lock:
+            return super().payload()
+
     def write(self, exclusive: bool = False) -> bool:  # noqa: D102
-        backup, rid = str(self.body["backup_name"]), str(self.body["restore_id"])
+        backup, rid = self.doc.backup_name, self.doc.restore_id
         with self._lock:
             readers.check_not_deleted(self.storage, backup, rid)
             stored = super().write(exclusive)
@@ -70,14 +105,18 @@ class StatusLease(leases.Lease):
 
 
 class Status:
-    """The persisted status of one restore, shared by the worker threads."""
+    """The persisted status of one restore, shared by the worker threads; every change is a verb here.
+
+    :param doc: the status; its lease keys are replaced by this process' lease.
+    """
 
     def __init__(
-        self, storage: Storage, key: str, body: dict[str, Any], ttl: float, interval: float = 0.0
+        self, storage: Storage, key: str, doc: RestoreStatus, ttl: float, interval: float = 0.0
     ) -> None:
         self.lock = threading.RLock()
-        self.lease = StatusLease(storage, key, body, ttl, self.lock)
-        self.body = self.lease.body
+        doc.lease = {}
+        self.doc = doc
+        self.lease = StatusLease(storage, key, doc, ttl, self.lock)
         self.interval = interval
         self._last = 0.0
         #: Set when a failed setup was undone completely: the status object is deleted instead of kept.
@@ -86,8 +125,26 @@ class Status:
     @property
     def id(self) -> str:
         """Return the restore id."""
-        return str(self.body["restore_id"])
+        return self.doc.restore_id
 
+    @property
+    def state(self) -> RunState:
+        """Return the restore's state."""
+        return self.doc.state
+
+    def of(self, t: Target | str) -> CollectionStatus:
+        """Return the status of a target (a plan's target, or ``db.collection``)."""
+        return self.doc.of(t if isinstance(t, str) else t.target)
+
+    def json(self) -> dict[str, Any]:
+        """Return the status as stored (with the lease's keys)."""
+        return self.lease.document()
+
+    def public(self, *, with_files: bool = False) -> dict[str, Any]:
+        """Return the status for callers (:func:`~.status_model.public`)."""
+        return public(self.json(), with_files=with_files)
+
+    # ------------------------------------------------------------------------------------ persistence
     def save(self, force: bool = True) -> None:
         """Persist the status (with a fresh heartbeat); unforced saves happen at most every ``interval`` s.
 
@@ -95,10 +152,10 @@ class Status:
         after a crash redoes every file not recorded ``done``, so losing one costs time, never rows.
         """
         with self.lock:
-            now = time.monotonic()
-            if not force and now - self._last < self.interval:
+            t = time.monotonic()
+            if not force and t - self._last < self.interval:
                 return
-            self._last = now
+            self._last = t
             self.lease.write()
 
     def start(self, exclusive: bool) -> None:
@@ -118,254 +175,220 @@ class Status:
         """Stop the heartbeat and delete the status object (the restore left nothing to resume or report)."""
         self.lease.release(delete=True)
 
+    # ------------------------------------------------------------------------------------ setup
+    def database_created(self, db: str) -> None:
+        """Record a database this restore created (for its targets in it); written at once."""
+        with self.lock:
+            self.doc.databases_created.append(db)
+            for c in self.doc.collections:
+                if c.db == db:
+                    c.database_created = True
+        self.save()
+
+    def database_dropped(self, db: str) -> None:
+        """Record that a database this restore created was dropped again (rollback); with the next write."""
+        with self.lock:
+            self.doc.databases_created.remove(db)
+
+    def existing_dropped(self, t: Target, aliases: list[str]) -> None:
+        """Record that an existing target was dropped (``drop_existing``), and its aliases; next write."""
+        with self.lock:
+            self.of(t).dropped_aliases = list(aliases)
+
+    def collection_created(self, t: Target, temp_properties: list[str], *, anew: bool = False) -> None:
+        """Record a collection as this restore's, just *before* it is created; written at once.
+
+        A restore killed right after the create call still knows the collection is its own.
+
+        :param temp_properties: properties set for the restore only (removed at the end).
+        :param anew: the collection of an interrupted restore was gone: its files are all pending again.
+        """
+        with self.lock:
+            c = self.of(t)
+            if anew:
+                c.reset_files()
+            c.created = True
+            c.temp_properties = list(temp_properties)
+        self.save()
+
+    def collection_undone(self, t: Target) -> None:
+        """Record that a collection this restore created was dropped again (rollback); with the next write."""
+        with self.lock:
+            c = self.of(t)
+            c.created, c.temp_properties, c.indexes = False, [], []
+
+    def temp_property_set(self, t: Target, prop: str) -> None:
+        """Record a property set on an existing target for the restore only; written at once."""
+        with self.lock:
+            self.of(t).temp_properties = [prop]
+        self.save()
+
+    def indexes_built(self, t: Target, indexes: list[dict[str, Any]]) -> None:
+        """Record the indexes of a target (built, existing, or fallbacks); written at once."""
+        with self.lock:
+            self.of(t).indexes = list(indexes)
+        self.save()
+
+    # ------------------------------------------------------------------------------------ by insert
+    def collection_restarted(self, t: Target) -> None:
+        """Record a target created again from its first file (new keys, interrupted); with the next write."""
+        with self.lock:
+            c = self.of(t)
+            c.indexes = []
+            c.reset_files()
+
+    def collection_restoring(self, t: Target) -> None:
+        """Record that a target's rows are being restored; with the next write."""
+        with self.lock:
+            self.of(t).state = CollectionState.RESTORING
+
+    def file_started(self, t: Target, key: str) -> None:
+        """Record that a data file's rows are being inserted (another attempt).
+
+        Written at once when the target gets new primary keys (a partly inserted file then forces a restart
+        of the collection), else at most every ``status_interval``.
+        """
+        with self.lock:
+            c = self.of(t)
+            f = c.files[key]
+            f.state, f.inserted, f.attempts = FileState.STARTED, 0, (f.attempts or 0) + 1
+            c.recount()
+            force = c.keys != "kept"
+        self.save(force=force)
+
+    def file_progress(self, t: Target, key: str, inserted: int) -> None:
+        """Record the rows of a file inserted so far; with the next write."""
+        with self.lock:
+            c = self.of(t)
+            c.files[key].inserted = inserted
+            c.recount()
+
+    def file_done(self, t: Target, key: str, inserted: int) -> None:
+        """Record that all rows of a file are in (a resume skips it); written within ``status_interval``."""
+        with self.lock:
+            c = self.of(t)
+            f = c.files[key]
+            f.state, f.inserted = FileState.DONE, inserted
+            c.recount()
+        self.save(force=False)
+
+    def time_spent(self, t: Target, seconds: float) -> None:
+        """Add working time to a target; with the next write."""
+        with self.lock:
+            c = self.of(t)
+            c.seconds = round(c.seconds + seconds, 3)
+
+    # ------------------------------------------------------------------------------------ bulk import
+    def file_submitting(self, t: Target, key: str) -> None:
+        """Record that a file's import job is about to be submitted; written at once."""
+        with self.lock:
+            f = self.of(t).files[key]
+            f.state, f.task_id, f.error = FileState.SUBMITTING, None, None
+        self.save()
+
+    def job_submitted(self, t: Target, key: str, task_id: int) -> None:
+        """Record a file's import job (submitted or adopted); written at once."""
+        with self.lock:
+            c = self.of(t)
+            f = c.files[key]
+            f.state, f.task_id, f.progress = FileState.IMPORTING, int(task_id), 0
+            c.state = CollectionState.RESTORING
+        self.save()
+
+    def job_progress(self, t: Target, key: str, progress: int) -> None:
+        """Record an import job's progress (percent); with the next write."""
+        with self.lock:
+            self.of(t).files[key].progress = int(progress)
+
+    def job_done(self, t: Target, key: str, rows: int) -> None:
+        """Record a completed import job and its rows; with the next write."""
+        with self.lock:
+            c = self.of(t)
+            f = c.files[key]
+            f.state, f.inserted, f.progress = FileState.DONE, int(rows), 100
+            c.recount()
+
+    def job_failed(self, t: Target, key: str, reason: str) -> None:
+        """Record a failed import job and why; written at once."""
+        with self.lock:
+            f = self.of(t).files[key]
+            f.state, f.error = FileState.FAILED, reason
+        self.save()
+
+    def jobs_imported(self) -> None:
+        """Record that every import job is done (the restore is still to be finished); next write."""
+        with self.lock:
+            self.doc.imported = True
+
+    # ------------------------------------------------------------------------------------ finish
+    def temp_property_dropped(self, t: Target, prop: str) -> None:
+        """Record that a temporary property was removed from a target; with the next write."""
+        with self.lock:
+            self.of(t).temp_properties.remove(prop)
+
+    def load_state_restored(self, t: Target, report: dict[str, Any]) -> None:
+        """Record what was done about a target's load state; with the next write."""
+        with self.lock:
+            self.of(t).load_state = report
+
+    def aliases_restored(self, t: Target, restored: list[str], skipped: list[dict[str, Any]]) -> None:
+        """Record a target's aliases (created, and the ones taken elsewhere); with the next write."""
+        with self.lock:
+            self.of(t).aliases = {"restored": restored, "skipped": skipped}
+
+    def collection_succeeded(self, t: Target, rows_found: int | None, seconds: float) -> None:
+        """Record a finished target, its row count (``None``: not loaded) and time; written at once."""
+        with self.lock:
+            c = self.of(t)
+            c.rows_found, c.counted = rows_found, True
+            c.state = CollectionState.SUCCESS
+            c.seconds = round(c.seconds + seconds, 3)
+        self.save()
+
+    def succeeded(self) -> None:
+        """Record the restore's success; written at once."""
+        with self.lock:
+            self.doc.state = RunState.SUCCESS
+            self.doc.finished_at = now()
+            self.doc.error = None
+            self.doc.detached = False
+        self.save()
+
+    def took(self, seconds: float) -> None:
+        """Record how long the restore took; written at once."""
+        with self.lock:
+            self.doc.seconds = round(seconds, 3)
+        self.save()
+
+    # ------------------------------------------------------------------------------------ run
     def detach(self, ttl: float) -> None:
         """Mark the restore as detached (no owning process; alive while polled) and persist it."""
         with self.lock:
-            self.body["detached"] = True
-            self.body["pid"] = None
-            self.body["ttl"] = ttl
+            self.doc.detached = True
+            self.lease.body["pid"] = None
+            self.lease.body["ttl"] = ttl
         self.save()
 
     def fail(self, exc: BaseException) -> None:
-        """Record a failure (state ``failed``, the error message) and persist it; never raises."""
+        """Record a failure (state ``failed``, the error message; unfinished targets failed); never raises."""
         if isinstance(exc, BackupDeletedError):
             return  # no status is kept for a deleted backup
         msg = str(exc) or type(exc).__name__
         with self.lock:
-            self.body["state"] = FAILED
-            self.body["finished_at"] = now()
-            self.body["error"] = msg
-            self.body.setdefault("errors", []).append(msg)
-            for c in self.body["collections"]:
-                if c["state"] not in (SUCCESS,):
-                    c["state"] = FAILED
+            self.doc.state = RunState.FAILED
+            self.doc.finished_at = now()
+            self.doc.error = msg
+            self.doc.errors.append(msg)
+            for c in self.doc.collections:
+                if c.state != CollectionState.SUCCESS:
+                    c.state = CollectionState.FAILED
         try:
             self.save()
         except Exception as e:  # noqa: BLE001 - the original error matters more
             log.warning("Could not record the failure of restore %s: %s", self.id, e)
 
-
-def totals(body: dict[str, Any]) -> dict[str, Any]:
-    """Return the row and file totals of a status body."""
-    cols = body["collections"]
-    return {
-        "collections": len(cols),
-        "rows_expected": sum(c["rows_expected"] for c in cols),
-        "rows_restored": sum(c["rows_restored"] for c in cols),
-        "files": sum(c["files_total"] for c in cols),
-        "files_done": sum(c["files_done"] for c in cols),
-    }
-
-
-def public(body: dict[str, Any], *, with_files: bool = False) -> dict[str, Any]:
-    """Return a JSON-serialisable copy of a status body for callers (per-file detail only on request)."""
-    out = json.loads(json.dumps(body, default=str))
-    out.pop("_key", None)
-    out["totals"] = totals(out)
-    for c in out["collections"]:
-        files = c.pop("files", {})
-        if with_files:
-            c["files"] = files
-        if out.get("method") == "bulk_import" and files:
-            c["jobs"] = [
-                {
-                    "key": k,
-                    "partition": f.get("partition"),
-                    "task_id": f.get("task_id"),
-                    "state": f.get("state"),
-                    "rows": f.get("inserted", 0),
-                    "progress": f.get("progress", 100 if f.get("state") == "done" else 0),
-                    **({"error": f["error"]} if f.get("error") else {}),
-                }
-                for k, f in files.items()
-            ]
-    return out
-
-
-def reset_files(entry: dict[str, Any]) -> None:
-    """Mark every file of a target pending again (its collection was created anew)."""
-    for fs in entry.get("files", {}).values():
-        fs.update(state="pending", inserted=0, task_id=None)
-    recount(entry)
-
-
-def recount(entry: dict[str, Any]) -> None:
-    """Recompute a target's ``files_done`` and ``rows_restored`` from its files."""
-    files = entry.get("files", {})
-    entry["files_done"] = sum(1 for f in files.values() if f.get("state") == "done")
-    entry["rows_restored"] = sum(int(f.get("inserted", 0)) for f in files.values())
-
-
-def find_prior(ctx: Context, name: str, restore_id: str | None, fingerprint: str) -> dict[str, Any] | None:
-    """Return the status of the restore to resume (same fingerprint), or ``None`` for a new one."""
-    if restore_id is not None:
-        try:
-            body = read_status(ctx, name, restore_id)
-        except NotFoundError:
-            return None
-        if body.get("fingerprint") != fingerprint:
-            args = body.get("arguments", {})
-            shown = json.dumps(args.get("options", {}), sort_keys=True)
-            raise InvalidArgumentError(
-                f"Restore {restore_id} of backup {name!r} was started with other arguments; resume it "
-                f"with the same ones ({shown}, collections {args.get('collections')}) or use another "
-                "restore_id."
-            )
-        refuse_if_running(body, name)
-        return body
-    candidates = [
-        b
-        for b in leases.read_leases(ctx.storage, f"{name}/{mf.RESTORES}")
-        if b.get("fingerprint") == fingerprint
-        and not b.get("cancelled")
-        and (b.get("state") == FAILED or (b.get("state") == EXECUTING and not leases.is_alive(b)))
-    ]
-    running = [
-        b
-        for b in leases.read_leases(ctx.storage, f"{name}/{mf.RESTORES}")
-        if b.get("fingerprint") == fingerprint and b.get("state") == EXECUTING and leases.is_alive(b)
-    ]
-    if running:
-        refuse_if_running(running[0], name)
-    if not candidates:
-        return None
-    candidates.sort(key=lambda b: str(b.get("first_started_at") or b.get("started_at") or ""))
-    body = candidates[-1]
-    ctx.log.info(
-        "Resuming restore %s of backup %s (state %s, %s of %s files done)",
-        body["restore_id"],
-        name,
-        body.get("state"),
-        totals(body)["files_done"],
-        totals(body)["files"],
-    )
-    return body
-
-
-def refuse_if_running(body: dict[str, Any], name: str) -> None:
-    """Refuse to start a restore that is running (alive) in another process."""
-    if body.get("state") == EXECUTING and leases.is_alive(body):
-        raise RestoreError(
-            f"Restore {body.get('restore_id')} of backup {name!r} is running "
-            + (
-                "(its import jobs are being polled)"
-                if body.get("detached")
-                else f"in process {body.get('pid')} on {body.get('host')}"
-            )
-            + "; wait for it to finish (poll it) instead of starting it again."
-        )
-
-
-def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
-    """Write the first status of a restore (or the resumed one's, carrying over its files)."""
-    key = status_key(plan.backup, plan.restore_id)
-    prior = plan.prior
-    prior_entries = {c["target"]: c for c in (prior or {}).get("collections", [])}
-    collections = []
-    for t in plan.targets:
-        pe = prior_entries.get(t.target) or {}
-        files: dict[str, Any] = {}
-        keep_prior = bool(pe) and t.action in ("resume", "done", "existing")
-        for part, f in t.files():
-            old = (pe.get("files") or {}).get(f["key"]) if keep_prior else None
-            files[f["key"]] = (
-                dict(old)
-                if old
-                else {
-                    "partition": part.get("partition"),
-                    "rows": f["rows"],
-                    "state": "pending",
-                    "inserted": 0,
-                }
-            )
-        entry = {
-            "source": t.source,
-            "target": t.target,
-            "action": t.action,
-            "created": bool(pe.get("created")) if keep_prior else False,
-            "keys": "kept" if t.keep_keys else "new",
-            "state": SUCCESS if t.action == "done" else "pending",
-            "rows_expected": 0 if plan.opts.meta_only else int(t.meta.get("row_count", 0)),
-            "rows_restored": 0,
-            "files_total": 0 if plan.opts.meta_only else len(files),
-            "files_done": 0,
-            "files": {} if plan.opts.meta_only else files,
-            "temp_properties": list(pe.get("temp_properties", [])) if keep_prior else [],
-            "indexes": list(pe.get("indexes", [])) if keep_prior else [],
-            "aliases": pe.get("aliases") or {"restored": [], "skipped": []},
-            "load_state": pe.get("load_state") or {},
-            "database_created": bool(pe.get("database_created")) if keep_prior else False,
-            "seconds": float(pe.get("seconds", 0.0)) if keep_prior else 0.0,
-            "resumed": keep_prior,
-            "error": None,
-        }
-        recount(entry)
-        t.entry = entry
-        collections.append(entry)
-    body: dict[str, Any] = {
-        "id": plan.restore_id,
-        "restore_id": plan.restore_id,
-        "kind": "restore",
-        "backup_name": plan.backup,
-        "backup_id": plan.manifest["id"],
-        "state": EXECUTING,
-        "method": plan.method,
-        "method_reason": plan.method_reason,
-        "meta_only": plan.opts.meta_only,
-        "fingerprint": plan.fingerprint,
-        "arguments": plan.arguments,
-        "target": {
-            "address": milvus.address,
-            "db_name": restore_database(plan.opts.target_db_name, milvus.db_name),
-            "server_version": plan.server.version,
-            "lite": plan.server.lite,
-        },
-        "storage": ctx.storage.description,
-        "first_started_at": (prior or {}).get("first_started_at") or now(),
-        "attempts": int((prior or {}).get("attempts", 0)) + 1,
-        "finished_at": None,
-        "detached": False,
-        "databases_created": list((prior or {}).get("databases_created", [])),
-        "collections": collections,
-        "error": None,
-        "errors": list((prior or {}).get("errors", [])),
-    }
-    status = Status(ctx.storage, key, body, ctx.status_ttl, ctx.status_interval)
-    status.start(exclusive=prior is None)
-    ctx.log.info("Restore %s status: %s/%s", plan.restore_id, ctx.storage.description, key)
-    return status
-
-
-def reopen(ctx: Context, body: dict[str, Any], *, detached: bool) -> Status:
-    """Return the status of a restore read back (to poll, fail or cancel it)."""
-    keep = {
-        k: v for k, v in body.items() if k not in ("host", "pid", "started_at", "ttl", "heartbeat_at", "_key")
-    }
-    ttl = ctx.detached_ttl if detached else ctx.status_ttl
-    status = Status(ctx.storage, status_key(body["backup_name"], body["restore_id"]), keep, ttl)
-    if detached:
-        status.body["pid"] = None
-    return status
-
-
-def read_status(ctx: Context, name: str, restore_id: str) -> dict[str, Any]:
-    """Return the stored status body of a restore.
-
-    :raises NotFoundError: no restore of that id for that backup.
-    """
-    check_restore_id(restore_id)
-    key = status_key(name, restore_id)
-    try:
-        raw = ctx.storage.get_bytes(key)
-    except StorageNotFoundError:
-        raise NotFoundError(
-            f"No restore {restore_id!r} of backup {name!r} in {ctx.storage.description} (no {key!r}); "
-            "list the restores to see their ids."
-        ) from None
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise RestoreError(f"The status object {key!r} is not valid JSON; it was damaged.") from None
-    if not isinstance(body, dict) or "collections" not in body:
-        raise RestoreError(f"The status object {key!r} is not a restore status.")
-    return body
+    def cancelled(self, exc: BaseException) -> None:
+        """Record that the restore was cancelled (it then fails with ``exc``); never raises."""
+        with self.lock:
+            self.doc.cancelled = True
+        self.fail(exc)
