@@ -300,8 +300,9 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
             "error": None,
         }
         recount(entry)
-        t.entry = entry
-        collections.append(entry)
+        t.entry.clear()
+        t.entry.update(entry)
+        collections.append(t.entry)
     body: dict[str, Any] = {
         "id": plan.restore_id,
         "restore_id": plan.restore_id,
