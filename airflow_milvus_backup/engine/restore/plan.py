@@ -167,7 +167,7 @@ def make_plan(
     :param opts: the restore's options.
     :param server: the target Milvus.
     :param snapshot: the target as it is (may be ``None`` only when ``prior`` succeeded).
-    :param pairs: the selection, from :func:`select_targets`.
+    :param pairs: the selection, from :func:`~.selection.select_targets`.
     :param prior: the status of the attempt this restore resumes, or ``None``.
     :param restore_id: the restore id asked for; default: the prior's, else a new one.
     :param address: the target Milvus' address (for the arguments and the messages).
