@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -10,10 +11,8 @@ from airflow_milvus_backup.engine.errors import UnsupportedError
 from airflow_milvus_backup.engine.restore.context import qualified
 
 if TYPE_CHECKING:
-    from airflow_milvus_backup.engine.client import MilvusParams
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
     from airflow_milvus_backup.engine.restore.plan import Target
-    from airflow_milvus_backup.engine.storage import Storage
 
 AUTO_ID_PROPERTY = "allow_insert_auto_id"
 VECTOR_TYPES = {
@@ -111,49 +110,78 @@ class ServerInfo:
         return None
 
 
-def check_fields(meta: dict[str, Any], server: ServerInfo, milvus: MilvusParams) -> None:
-    """Refuse a collection whose fields ``server`` cannot hold (the message names the field and the fix)."""
+@dataclass(frozen=True)
+class ImportLocation:
+    """Where a Milvus bulk import can read the backup from: an S3 bucket and the storage's key prefix.
+
+    The backup's storage provides it (a local directory provides none: Milvus cannot import from it).
+
+    :param bucket: the bucket the backup is in.
+    :param root: the key prefix of the storage in that bucket (``""`` at the bucket's top), without slashes
+        around it.
+    """
+
+    bucket: str
+    root: str
+
+
+def check_fields(meta: dict[str, Any], server: ServerInfo, address: str) -> None:
+    """Refuse a collection whose fields ``server`` cannot hold (the message names the field and the fix).
+
+    :param meta: the collection's manifest entry.
+    :param server: the target Milvus.
+    :param address: the target Milvus' address, for the message.
+    """
     src = qualified(meta["db_name"], meta["name"])
     for f in meta["fields"]:
         problem = server.field_problem(f)
         if problem:
             raise UnsupportedError(
                 f"Field {f['name']!r} ({f['type']}) of {src} cannot be restored to {server.label} at "
-                f"{milvus.address}: {problem}. Restore this collection to a Milvus that supports it, or "
+                f"{address}: {problem}. Restore this collection to a Milvus that supports it, or "
                 "leave it out of collection_names."
             )
     vectors = [f["name"] for f in meta["fields"] if f["type"] in VECTOR_TYPES]
     if len(vectors) > 1 and not server.at_least(2, 4):
         raise UnsupportedError(
             f"{src} has {len(vectors)} vector fields ({', '.join(vectors)}); {server.label} at "
-            f"{milvus.address} allows one per collection (Milvus 2.4+ allows more). Restore it to a "
+            f"{address} allows one per collection (Milvus 2.4+ allows more). Restore it to a "
             "newer Milvus."
         )
 
 
 def bulk_blockers(
-    storage: Storage, targets: list[Target], server: ServerInfo, opts: RestoreOptions
+    location: ImportLocation | None,
+    where: str,
+    targets: Iterable[Target],
+    server: ServerInfo,
+    opts: RestoreOptions,
 ) -> list[str]:
-    """Return why bulk import of ``targets`` from ``storage`` into ``server`` cannot work (empty: it can)."""
-    from airflow_milvus_backup.engine.storage import S3Storage
+    """Return why bulk import of ``targets`` into ``server`` cannot work (empty: it can).
 
+    :param location: where Milvus could import the backup from, as its storage reports it (``None``: nowhere).
+    :param where: the storage's description, for the reasons.
+    :param targets: the planned targets (their keys kept or not, their fields).
+    :param server: the target Milvus.
+    :param opts: the restore's options (``bulk_import_bucket``, ``bulk_import_root``).
+    """
     out: list[str] = []
     if server.lite:
         out.append("Milvus Lite has no bulk import")
     elif not server.bulk_import:
         out.append(f"{server.label} has no bulk import")
-    if not isinstance(storage, S3Storage):
-        out.append(f"the backup is not in S3 ({storage.description})")
+    if location is None:
+        out.append(f"the backup is not in S3 ({where})")
     elif not opts.bulk_import_bucket:
         out.append("bulk_import_bucket (the bucket of the target Milvus) is not given")
-    elif opts.bulk_import_bucket != storage.bucket:
+    elif opts.bulk_import_bucket != location.bucket:
         out.append(
-            f"the backup is in bucket {storage.bucket!r}, the target Milvus reads bucket "
+            f"the backup is in bucket {location.bucket!r}, the target Milvus reads bucket "
             f"{opts.bulk_import_bucket!r}"
         )
-    elif opts.bulk_import_root and not (storage.root + "/").startswith(opts.bulk_import_root + "/"):
+    elif opts.bulk_import_root and not (location.root + "/").startswith(opts.bulk_import_root + "/"):
         out.append(
-            f"the backup's prefix {storage.root!r} is outside bulk_import_root {opts.bulk_import_root!r}"
+            f"the backup's prefix {location.root!r} is outside bulk_import_root {opts.bulk_import_root!r}"
         )
     for t in targets:
         if not t.keep_keys:

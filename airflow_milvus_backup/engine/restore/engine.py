@@ -27,10 +27,11 @@ from airflow_milvus_backup.engine.errors import (
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
-from airflow_milvus_backup.engine.restore import bulk, by_insert, finish, setup, status_store
+from airflow_milvus_backup.engine.restore import bulk, by_insert, finish, preflight, setup, status_store
 from airflow_milvus_backup.engine.restore.context import Context, log
 from airflow_milvus_backup.engine.restore.options import RestoreOptions, check_restore_id
-from airflow_milvus_backup.engine.restore.plan import Plan, make_plan, plan_from_status
+from airflow_milvus_backup.engine.restore.plan import Plan, plan_from_status
+from airflow_milvus_backup.engine.restore.snapshot import prepare, server_info
 from airflow_milvus_backup.engine.restore.status import EXECUTING, Status, public, totals
 from airflow_milvus_backup.engine.restore.status_store import open_status, read_status, reopen
 
@@ -270,12 +271,13 @@ class RestoreEngine:
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore of backup {name!r}"):
-                plan = make_plan(self.ctx, client, milvus, manifest, collection_names, opts, restore_id)
+                plan = prepare(self.ctx, client, milvus, manifest, collection_names, opts, restore_id)
                 if plan.finished is not None:
                     self.log.info(
                         "Restore %s of backup %s already succeeded; nothing to do", plan.restore_id, name
                     )
                     return public(plan.finished)
+                preflight.check(self.ctx, plan)
                 status = open_status(self.ctx, plan, milvus)
                 try:
                     self._execute(client, milvus, plan, status, wait=wait, started=started)
@@ -362,7 +364,7 @@ class RestoreEngine:
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):
-                plan = plan_from_status(self.ctx, client, milvus, status.json(), manifest)
+                plan = plan_from_status(status.json(), manifest, server_info(client, milvus))
                 try:
                     yield plan, client
                 except (MilvusConnectionError, StorageConnectionError):

@@ -7,12 +7,36 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from airflow_milvus_backup.engine.errors import InvalidArgumentError
 from airflow_milvus_backup.engine.names import validate_milvus_name, validate_renames, validate_suffix
 
-METHODS = ("auto", "insert", "bulk_import")
+
+class StrValue(str, Enum):
+    """An Enum of strings whose members compare equal to, print as and are written to JSON as their values.
+
+    As ``enum.StrEnum`` (Python 3.11+) does: a state read back from a status file (a plain ``str``) equals
+    its member, and messages and logs show ``create``, not ``Action.CREATE``.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Method(StrValue):
+    """How the rows go into Milvus."""
+
+    INSERT = "insert"
+    BULK_IMPORT = "bulk_import"
+
+
+#: The values of the ``method`` option: a :class:`Method`, or ``"auto"`` (bulk import when it can work).
+METHODS = ("auto", *(m.value for m in Method))
 RESTORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: The options whose values make up a restore's fingerprint (with ``collections`` and the target). Never
 #: remove a name; an option added later is in the fingerprint only when it is not at its default.
@@ -51,7 +75,31 @@ def check_restore_id(restore_id: object) -> str:
 
 @dataclass
 class RestoreOptions:
-    """The options of one restore (see :meth:`RestoreEngine.restore` for each one's meaning)."""
+    """The options of one restore, as :meth:`RestoreEngine.restore` and ``submit`` take them.
+
+    :param collection_suffix: appended to every target name (``hello_milvus`` + ``_recover``); also to
+        aliases.
+    :param collection_renames: ``{"c1": "c2", "db1.c1": "db2.c2", "db1.*": "db2.*"}``; an exact rule wins.
+    :param target_db_name: restore into this database (created, if missing, with the source's properties);
+        default: the database of the connection (``MilvusParams.db_name``), never implicitly the source
+        database. A rename rule with an explicit database (``{"db1.c1": "db2.c2"}``) wins for its collections.
+    :param drop_existing: drop an existing target and create it again.
+    :param skip_create: insert the rows into existing targets whose schema is compatible (checked field by
+        field).
+    :param meta_only: recreate schema, partitions, indexes, aliases and load state, without rows.
+    :param restore_index: create the backed-up indexes (same names and params); ``False`` creates none.
+    :param use_auto_index: build AUTOINDEX with the original metric on vector fields instead.
+    :param auto_index_fallback: build AUTOINDEX where the target cannot build the backed-up index.
+    :param restore_aliases: create the aliases (``alias + collection_suffix``); taken ones are reported.
+    :param restore_load_state: load the collections that were loaded, release the others.
+    :param method: ``"insert"``, ``"bulk_import"`` or ``"auto"`` (bulk import when it can work).
+    :param accept_new_primary_keys: let Milvus generate new keys for auto_id collections where it cannot keep
+        the backed-up ones.
+    :param bulk_import_bucket: the bucket the target Milvus stores its data in (bulk import needs the backup
+        to be in that bucket).
+    :param bulk_import_root: the prefix Milvus resolves import paths against (default: the bucket's root, as
+        Milvus 2.3 to 2.5 do).
+    """
 
     collection_suffix: str = ""
     collection_renames: dict[str, str] | None = None

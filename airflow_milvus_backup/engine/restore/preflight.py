@@ -5,20 +5,39 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
 from airflow_milvus_backup.engine.progress import human_bytes
+from airflow_milvus_backup.engine.restore.options import Method
+from airflow_milvus_backup.engine.restore.plan import Action
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.restore.context import Context
     from airflow_milvus_backup.engine.restore.plan import Plan, Target
 
 
+def check(ctx: Context, plan: Plan) -> None:
+    """Check the data objects a planned restore will read, before anything is touched (none for meta_only).
+
+    Every object's presence and size (one listing), its Parquet footer (types, row count, vector dims) and,
+    for bulk import, its sha256.
+
+    :raises IntegrityError: an object is missing or does not match the manifest (the message names its key).
+    """
+    if plan.opts.meta_only:
+        return
+    check_listing(ctx, plan)
+    integrity.check_footers(ctx.storage, plan.backup, pending_files(plan, with_meta=True), ctx.parallelism)
+    if plan.method == Method.BULK_IMPORT:
+        verify_objects(ctx, plan)
+
+
 def pending_files(plan: Plan, with_meta: bool = False) -> list[Any]:
     """Return the manifest entries of the data files this restore will read (with their collection's)."""
     out: list[Any] = []
     for t in plan.targets:
-        if t.action == "done":
+        if t.action == Action.DONE:
             continue
         done = set(prior_done(plan, t))
         out.extend((t.meta, f) if with_meta else f for _, f in t.files() if f["key"] not in done)
@@ -79,7 +98,7 @@ def verify_objects(ctx: Context, plan: Plan) -> None:
 def prior_done(plan: Plan, t: Target) -> list[str]:
     """Return the data files a resumed target already has (recorded ``done``)."""
     for c in (plan.prior or {}).get("collections", []):
-        if c["target"] == t.target and t.action == "resume":
+        if c["target"] == t.target and t.action == Action.RESUME:
             return [k for k, f in c.get("files", {}).items() if f.get("state") == "done"]
     return []
 

@@ -181,7 +181,7 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
         backup_name=plan.backup,
         backup_id=plan.manifest["id"],
         state=RunState.EXECUTING,
-        method=plan.method,
+        method=str(plan.method or ""),
         method_reason=plan.method_reason,
         meta_only=meta_only,
         fingerprint=plan.fingerprint,
