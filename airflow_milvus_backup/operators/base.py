@@ -18,8 +18,6 @@ from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 
 #: Templated fields of every operator and sensor here: each location argument (connection ids included).
 LOCATION_TEMPLATE_FIELDS: tuple[str, ...] = BackupLocation.names()
-#: Former name of :data:`LOCATION_TEMPLATE_FIELDS`.
-HOOK_TEMPLATE_FIELDS = LOCATION_TEMPLATE_FIELDS
 
 
 class MilvusBackupHookMixin:
