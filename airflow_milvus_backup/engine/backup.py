@@ -709,7 +709,7 @@ class BackupEngine:
             return job.run()
 
     def _db_properties(self, client: MilvusClient, db: str, version: str, lite: bool) -> dict[str, Any]:
-        from airflow_milvus_backup.engine.restore import ServerInfo
+        from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
 
         if not ServerInfo.detect(version, lite).at_least(2, 4):
             return {}  # no DescribeDatabase before 2.4: calling it logs pymilvus' RPC error

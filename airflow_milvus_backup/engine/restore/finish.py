@@ -1,0 +1,121 @@
+"""Finish a restore: flush, temporary properties removed, load state, aliases, row counts; status success.
+
+Load state: release + load after a bulk import so the imported rows are visible (Milvus 2.3). Aliases are
+``alias + collection_suffix``; an alias taken on the target is reported and never moved.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
+from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception, now
+from airflow_milvus_backup.engine.restore.status import SUCCESS
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
+
+    from airflow_milvus_backup.engine.restore.plan import Plan, Target
+    from airflow_milvus_backup.engine.restore.status import Status
+
+
+def finish(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan, status: Status) -> None:
+    """Flush, drop temporary properties, restore load state and aliases; mark the restore a success."""
+    for t in plan.targets:
+        if t.action == "done":
+            continue
+        began = time.monotonic()
+        c = client_for(milvus, t.db)
+        try:
+            if not plan.opts.meta_only and t.entry["files_total"] and plan.method == "insert":
+                c.flush(t.name)  # seal the inserted segments (imported ones are sealed already)
+            for prop in list(t.entry.get("temp_properties", [])):
+                c.drop_collection_properties(t.name, property_keys=[prop])
+                with status.lock:
+                    t.entry["temp_properties"].remove(prop)
+            restore_load_state(ctx, c, plan, t, status)
+            if plan.opts.restore_aliases:
+                restore_aliases(ctx, c, plan, t, status)
+            rows_found = None
+            if state_name(c.get_load_state(t.name)) == "Loaded":
+                res = c.query(t.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+                rows_found = int(res[0]["count(*)"]) if res else 0
+            with status.lock:
+                t.entry["rows_found"] = rows_found
+                t.entry["state"] = SUCCESS
+                t.entry["seconds"] = round(float(t.entry.get("seconds", 0.0)) + time.monotonic() - began, 3)
+            status.save()
+        finally:
+            c.close()
+    with status.lock:
+        status.body["state"] = SUCCESS
+        status.body["finished_at"] = now()
+        status.body["error"] = None
+        status.body["detached"] = False
+    status.save()
+
+
+def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
+    """Load or release a target as the source was; record what was done."""
+    source = t.meta.get("load_state")
+    before = state_name(c.get_load_state(t.name))
+    report: dict[str, Any] = {"source": source, "before": before}
+    if not plan.opts.restore_load_state or t.action == "existing":
+        report["action"] = "unchanged"
+    elif source in ("Loaded", "Loading"):
+        if before == "Loaded" and plan.method == "bulk_import" and not plan.opts.meta_only:
+            c.release_collection(t.name)  # imported segments show only after a reload (Milvus 2.3)
+        try:
+            c.load_collection(t.name)
+            report["action"] = "loaded"
+        except Exception as e:
+            if not milvus_exception(e) or is_connection_failure(e) or plan.opts.restore_index:
+                raise
+            report["action"] = "not loaded"
+            report["reason"] = f"restore_index=False left the vector fields without an index ({e})"
+            ctx.log.warning("%s is not loaded: %s", t.target, report["reason"])
+    else:
+        if before == "Loaded":
+            c.release_collection(t.name)
+            report["action"] = "released"
+        else:
+            report["action"] = "left released"
+    after = state_name(c.get_load_state(t.name))
+    report["target"] = after
+    if source not in ("Loaded", "Loading") and after == "Loaded" and report["action"] != "unchanged":
+        report["note"] = f"{plan.server.label} loads collections by itself"
+    with status.lock:
+        t.entry["load_state"] = report
+
+
+def restore_aliases(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
+    """Create the source's aliases (with the suffix) on a target; report the ones taken elsewhere."""
+    restored, skipped = [], []
+    if t.meta.get("aliases"):
+        taken = set(c.list_aliases().get("aliases", []))
+        mine = set(c.list_aliases(t.name).get("aliases", []))
+        for a in t.meta["aliases"]:
+            alias = a + plan.opts.collection_suffix
+            if alias in mine:
+                restored.append(alias)
+                continue
+            if alias in taken:
+                try:
+                    owner = c.describe_alias(alias).get("collection_name")
+                except Exception:  # noqa: BLE001 - only for the message
+                    owner = "another collection"
+                reason = f"alias {alias!r} already points to {t.db}.{owner}; it was left there"
+                skipped.append({"alias": alias, "reason": reason})
+                ctx.log.warning("Alias %s of %s not restored: %s", alias, t.target, reason)
+                continue
+            c.create_alias(t.name, alias)
+            restored.append(alias)
+    with status.lock:
+        t.entry["aliases"] = {"restored": restored, "skipped": skipped}
+
+
+def state_name(state: Any) -> str:
+    """Return a load state's name (``Loaded``, ``NotLoad``...) from what pymilvus returns."""
+    s = state.get("state") if isinstance(state, dict) else state
+    return getattr(s, "name", None) or str(s)

@@ -1,0 +1,138 @@
+"""The options of a restore: declared here and nowhere else, with the restore id rules."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_milvus_backup.engine.errors import InvalidArgumentError
+from airflow_milvus_backup.engine.names import validate_milvus_name, validate_renames, validate_suffix
+
+METHODS = ("auto", "insert", "bulk_import")
+RESTORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: The options whose values make up a restore's fingerprint (with ``collections`` and the target). Never
+#: remove a name; an option added later is in the fingerprint only when it is not at its default.
+FINGERPRINT_FIELDS = (
+    "collection_suffix",
+    "collection_renames",
+    "target_db_name",
+    "drop_existing",
+    "skip_create",
+    "meta_only",
+    "restore_index",
+    "use_auto_index",
+    "auto_index_fallback",
+    "restore_aliases",
+    "restore_load_state",
+    "method",
+    "accept_new_primary_keys",
+    "bulk_import_bucket",
+    "bulk_import_root",
+)
+
+
+def new_restore_id() -> str:
+    """Return a new, time-ordered restore id such as ``r20260101T020000_1a2b3c4d``."""
+    return f"r{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+
+
+def check_restore_id(restore_id: object) -> str:
+    """Return ``restore_id`` if it is 1 to 64 ASCII letters, digits, ``_`` or ``-``; else raise."""
+    if not isinstance(restore_id, str) or not RESTORE_ID_RE.fullmatch(restore_id):
+        raise InvalidArgumentError(
+            f"Invalid restore_id {restore_id!r}: use 1 to 64 ASCII letters, digits, '_' or '-'."
+        )
+    return restore_id
+
+
+@dataclass
+class RestoreOptions:
+    """The options of one restore (see :meth:`RestoreEngine.restore` for each one's meaning)."""
+
+    collection_suffix: str = ""
+    collection_renames: dict[str, str] | None = None
+    target_db_name: str | None = None
+    drop_existing: bool = False
+    skip_create: bool = False
+    meta_only: bool = False
+    restore_index: bool = True
+    use_auto_index: bool = False
+    auto_index_fallback: bool = False
+    restore_aliases: bool = True
+    restore_load_state: bool = True
+    method: str = "auto"
+    accept_new_primary_keys: bool = False
+    bulk_import_bucket: str | None = None
+    bulk_import_root: str | None = None
+
+    @classmethod
+    def build(cls, options: Mapping[str, Any]) -> RestoreOptions:
+        """Return options from keyword arguments; an unknown name is an :class:`InvalidArgumentError`."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidArgumentError(
+                f"Unknown restore option(s) {unknown}; known options: {sorted(known)}."
+            )
+        opts = cls(**{k: v for k, v in options.items() if k in known})
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        """Check the options and their combinations; normalise suffix and renames."""
+        self.collection_suffix = validate_suffix(self.collection_suffix)
+        self.collection_renames = validate_renames(self.collection_renames) or None
+        if self.target_db_name in ("", None):
+            self.target_db_name = None
+        else:
+            validate_milvus_name(self.target_db_name, "database")
+        for flag in (
+            "drop_existing",
+            "skip_create",
+            "meta_only",
+            "restore_index",
+            "use_auto_index",
+            "auto_index_fallback",
+            "restore_aliases",
+            "restore_load_state",
+            "accept_new_primary_keys",
+        ):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidArgumentError(
+                    f"Restore option {flag} must be True or False, got {getattr(self, flag)!r}."
+                )
+        if self.method not in METHODS:
+            raise InvalidArgumentError(f"Invalid restore method {self.method!r}: use one of {list(METHODS)}.")
+        if self.drop_existing and self.skip_create:
+            raise InvalidArgumentError(
+                "drop_existing=True and skip_create=True contradict each other: drop_existing replaces the "
+                "target collections, skip_create loads the rows into them as they are. Choose one."
+            )
+        if self.meta_only and self.skip_create:
+            raise InvalidArgumentError(
+                "meta_only=True with skip_create=True would do nothing: meta_only recreates the collections "
+                "without rows, skip_create only loads rows into existing ones. Choose one."
+            )
+        if self.use_auto_index and not self.restore_index:
+            raise InvalidArgumentError(
+                "use_auto_index=True needs restore_index=True (it builds AUTOINDEX instead of the backed-up "
+                "indexes; restore_index=False builds none)."
+            )
+        if self.bulk_import_root:
+            self.bulk_import_root = self.bulk_import_root.strip("/")
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Return the options a resume must match: :data:`FINGERPRINT_FIELDS`, plus later ones not at default.
+
+        The set is explicit so that an option added in a later release (with a default that does what this
+        release did) leaves the fingerprint of an unchanged restore as it was: it still resumes.
+        """
+        out = {name: getattr(self, name) for name in FINGERPRINT_FIELDS}
+        for f in fields(self):
+            if f.name not in out and getattr(self, f.name) != f.default:
+                out[f.name] = getattr(self, f.name)
+        return out

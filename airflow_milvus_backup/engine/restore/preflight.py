@@ -1,0 +1,103 @@
+"""Checks of a backup's objects before a restore touches Milvus: presence and size, sha256 for bulk import."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
+from airflow_milvus_backup.engine.progress import human_bytes
+
+if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.restore.context import Context
+    from airflow_milvus_backup.engine.restore.plan import Plan, Target
+
+
+def pending_files(plan: Plan, with_meta: bool = False) -> list[Any]:
+    """Return the manifest entries of the data files this restore will read (with their collection's)."""
+    out: list[Any] = []
+    for t in plan.targets:
+        if t.action == "done":
+            continue
+        done = set(prior_done(plan, t))
+        out.extend((t.meta, f) if with_meta else f for _, f in t.files() if f["key"] not in done)
+    return out
+
+
+def check_listing(ctx: Context, plan: Plan) -> None:
+    """Compare every data file to read with one listing of ``<backup>/data/`` (key and size).
+
+    A deleted or truncated object fails here, before anything is created in Milvus. A changed byte keeps
+    the size: it is caught by the sha256 check of each file before its rows are inserted.
+    """
+    pending = pending_files(plan)
+    if not pending:
+        return
+    where = ctx.storage.description
+    stored = {o.key: o.size for o in ctx.storage.list(f"{plan.backup}/{mf.DATA}")}
+    problems = []
+    for f in pending:
+        key = f"{plan.backup}/{f['key']}"
+        size = stored.get(key)
+        if size is None:
+            problems.append(f"Data object {key!r} of backup {plan.backup!r} is missing from {where}")
+        elif size != f.get("size"):
+            problems.append(
+                f"Data object {key!r} of backup {plan.backup!r} in {where} does not match its manifest "
+                f"({size} bytes stored, {f.get('size')} in the manifest): it was truncated or replaced"
+            )
+    if problems:
+        more = f" ({len(problems) - 1} more object(s) missing or wrong)" if len(problems) > 1 else ""
+        raise IntegrityError(
+            f"{problems[0]}{more}: the backup is damaged. Nothing was restored; restore another backup, "
+            "or run verify_backup to list every damaged object."
+        )
+    ctx.log.info("Found the %d data object(s) to restore, of the sizes in the manifest", len(pending))
+
+
+def verify_objects(ctx: Context, plan: Plan) -> None:
+    """Check the sha256 and size of every object a bulk import will read, before anything is touched."""
+    jobs = pending_files(plan)
+    if not jobs:
+        return
+
+    def check(f: dict[str, Any]) -> None:
+        key = f"{plan.backup}/{f['key']}"
+        try:
+            digest, size = ctx.storage.sha256(key)
+        except StorageNotFoundError:
+            raise missing_object(plan.backup, key, ctx.storage.description) from None
+        check_digest(plan.backup, key, digest, size, f, ctx.storage.description)
+
+    with ThreadPoolExecutor(ctx.parallelism * 2, thread_name_prefix="verify") as pool:
+        for fut in [pool.submit(check, f) for f in jobs]:
+            fut.result()
+    ctx.log.info("Checked the sha256 of %d object(s) before submitting the import jobs", len(jobs))
+
+
+def prior_done(plan: Plan, t: Target) -> list[str]:
+    """Return the data files a resumed target already has (recorded ``done``)."""
+    for c in (plan.prior or {}).get("collections", []):
+        if c["target"] == t.target and t.action == "resume":
+            return [k for k, f in c.get("files", {}).items() if f.get("state") == "done"]
+    return []
+
+
+def check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any], where: str) -> None:
+    """Refuse a data object whose sha256 or size differs from its manifest entry."""
+    if digest != f.get("sha256") or size != f.get("size"):
+        raise IntegrityError(
+            f"Data object {key!r} of backup {backup!r} in {where} does not match its manifest (sha256 "
+            f"{digest[:16]}... vs {str(f.get('sha256'))[:16]}..., {human_bytes(size)} vs "
+            f"{human_bytes(int(f.get('size') or 0))}): it is corrupt or was changed. None of its rows were "
+            "restored; restore another backup (verify_backup checks them all)."
+        )
+
+
+def missing_object(backup: str, key: str, where: str) -> IntegrityError:
+    """Return the error for a data object missing from the backup."""
+    return IntegrityError(
+        f"Data object {key!r} of backup {backup!r} is missing from {where}: the backup is damaged. Restore "
+        "another backup, or run verify_backup to list every damaged object."
+    )
