@@ -219,6 +219,23 @@ def test_restore_trigger_reports_a_failed_import(monkeypatch: pytest.MonkeyPatch
     assert (event.payload["state"], event.payload["restore_id"]) == ("failed", "r1")
 
 
+def test_restore_trigger_turns_an_exception_into_an_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unreachable(_ImportingHook):
+        def restore_import_state(self, backup_name: str, restore_id: str) -> dict[str, Any]:
+            raise MilvusBackupException("Milvus at http://m:19530 is unreachable")
+
+    trigger = MilvusRestoreTrigger(backup_name="b1", restore_id="r1", poll_interval=0.01)
+    monkeypatch.setattr(trigger, "_hook", Unreachable)
+    event = first_event(trigger)
+    assert event.payload == {
+        "status": "error",
+        "message": "Restore r1 of backup 'b1': Milvus at http://m:19530 is unreachable",
+        "error_type": "MilvusBackupException",
+        "backup_name": "b1",
+        "restore_id": "r1",
+    }
+
+
 def test_execute_complete_finishes_the_restore_on_the_worker() -> None:
     op = MilvusRestoreOperator(task_id="restore", backup_name="b1", verify=False, deferrable=True)
     hook = _ImportingHook()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_milvus_backup.engine.restore import METHODS, RestoreOptions
 from airflow_milvus_backup.exceptions import (
     MilvusBackupException,
     MilvusBackupIntegrityError,
@@ -25,8 +27,9 @@ from airflow_milvus_backup.triggers.restore import MilvusRestoreTrigger, progres
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-METHODS = ("auto", "insert", "bulk_import")
 LATEST = "latest"
+#: The engine's restore options and their defaults: each is an argument of the operator, of the same name.
+RESTORE_OPTIONS: dict[str, Any] = {f.name: f.default for f in fields(RestoreOptions)}
 
 
 def _optional_text(value: Any) -> str | None:
@@ -89,22 +92,8 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         "backup_name",
         "backup_prefix",
         "collection_names",
-        "collection_suffix",
-        "collection_renames",
-        "target_db_name",
-        "drop_existing",
-        "skip_create",
-        "meta_only",
-        "restore_index",
-        "use_auto_index",
-        "auto_index_fallback",
-        "restore_aliases",
-        "restore_load_state",
-        "method",
-        "accept_new_primary_keys",
+        *RESTORE_OPTIONS,
         "restore_id",
-        "bulk_import_bucket",
-        "bulk_import_root",
         "verify",
         "sample_searches",
         "top_k",
@@ -195,20 +184,17 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
                 f"method must be one of {', '.join(METHODS)}, got {self.method!r}."
             )
         suffix = self.collection_suffix
+        flags = {
+            name: as_bool(getattr(self, name), name)
+            for name, default in RESTORE_OPTIONS.items()
+            if isinstance(default, bool)
+        }
         return {
             "collection_suffix": "" if suffix in (None, "None") else str(suffix),
             "collection_renames": as_mapping(self.collection_renames, "collection_renames"),
             "target_db_name": self.target_db_name or None,
-            "drop_existing": as_bool(self.drop_existing, "drop_existing"),
-            "skip_create": as_bool(self.skip_create, "skip_create"),
-            "meta_only": as_bool(self.meta_only, "meta_only"),
-            "restore_index": as_bool(self.restore_index, "restore_index"),
-            "use_auto_index": as_bool(self.use_auto_index, "use_auto_index"),
-            "auto_index_fallback": as_bool(self.auto_index_fallback, "auto_index_fallback"),
-            "restore_aliases": as_bool(self.restore_aliases, "restore_aliases"),
-            "restore_load_state": as_bool(self.restore_load_state, "restore_load_state"),
+            **flags,
             "method": method,
-            "accept_new_primary_keys": as_bool(self.accept_new_primary_keys, "accept_new_primary_keys"),
             "restore_id": _optional_text(self.restore_id),
             "bulk_import_bucket": _optional_text(self.bulk_import_bucket) or self.hook.milvus_bucket_name,
             "bulk_import_root": _optional_text(self.bulk_import_root),

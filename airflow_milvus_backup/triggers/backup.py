@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
-from asgiref.sync import sync_to_async
 
 from airflow_milvus_backup.triggers.base import MilvusBackupBaseTrigger
 
@@ -53,20 +50,15 @@ class MilvusBackupTrigger(MilvusBackupBaseTrigger):
             },
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the storage until the backup is complete, then yield one event."""
-        what = f"Waiting for backup {self.backup_name or (self.backup_prefix or '') + '*'}"
-        hook: MilvusBackupHook | None = None
-        try:
-            hook = self._hook()
-            while True:
-                found = await sync_to_async(hook.find_complete_backup)(
-                    self.backup_name, self.backup_prefix, self.newer_than
-                )
-                if found is not None:
-                    yield TriggerEvent({"status": "success", "backup": found})
-                    return
-                self.log.info("%s: not complete yet; next check in %s s", what, self.poll_interval)
-                await asyncio.sleep(self.poll_interval)
-        except Exception as e:  # noqa: BLE001 - every failure becomes an error event
-            yield self._error(hook, e, what)
+    @property
+    def what(self) -> str:
+        """What the trigger waits for, to start its log lines and error messages."""
+        return f"Waiting for backup {self.backup_name or (self.backup_prefix or '') + '*'}"
+
+    def check(self, hook: MilvusBackupHook) -> TriggerEvent | None:
+        """Return the success event once the backup is complete, else ``None``."""
+        found = hook.find_complete_backup(self.backup_name, self.backup_prefix, self.newer_than)
+        if found is not None:
+            return TriggerEvent({"status": "success", "backup": found})
+        self.log.info("%s: not complete yet; next check in %s s", self.what, self.poll_interval)
+        return None

@@ -7,12 +7,10 @@ Milvus work for a worker: the operator's ``execute_complete`` does it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
-from asgiref.sync import sync_to_async
 
 from airflow_milvus_backup.triggers.base import MilvusBackupBaseTrigger
 
@@ -72,29 +70,26 @@ class MilvusRestoreTrigger(MilvusBackupBaseTrigger):
             }
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll the import jobs until they leave the ``executing`` state, then yield one event."""
-        what = f"Restore {self.restore_id} of backup {self.backup_name!r}"
-        hook: MilvusBackupHook | None = None
-        try:
-            hook = self._hook()
-            while True:
-                summary = await sync_to_async(hook.restore_import_state)(self.backup_name, self.restore_id)
-                state = str(summary.get("state", "")).lower()
-                done = progress_text(summary.get("totals"))
-                if state in (IMPORTED, SUCCESS):
-                    self.log.info("%s: %s, %s; the task finishes it on a worker", what, state, done)
-                    yield self._event("success", summary)
-                    return
-                if state != EXECUTING:
-                    reason = summary.get("error") or f"ended in state {state!r}"
-                    message = hook.scrub(f"{what} failed: {reason}")
-                    self.log.error("%s", message)
-                    yield self._event("error", summary, message=message)
-                    return
-                self.log.info("%s: executing, %s; next poll in %s s", what, done, self.poll_interval)
-                await asyncio.sleep(self.poll_interval)
-        except Exception as e:  # noqa: BLE001 - every failure becomes an error event
-            event = self._error(hook, e, what)
-            event.payload.update(backup_name=self.backup_name, restore_id=self.restore_id)
-            yield event
+    @property
+    def what(self) -> str:
+        """What the trigger waits for, to start its log lines and error messages."""
+        return f"Restore {self.restore_id} of backup {self.backup_name!r}"
+
+    def error_payload(self) -> dict[str, Any]:
+        """Return the restore's ids: an error event carries them too."""
+        return {"backup_name": self.backup_name, "restore_id": self.restore_id}
+
+    def check(self, hook: MilvusBackupHook) -> TriggerEvent | None:
+        """Return an event once every import job is done, or one failed; else ``None``."""
+        summary = hook.restore_import_state(self.backup_name, self.restore_id)
+        state = str(summary.get("state", "")).lower()
+        done = progress_text(summary.get("totals"))
+        if state in (IMPORTED, SUCCESS):
+            self.log.info("%s: %s, %s; the task finishes it on a worker", self.what, state, done)
+            return self._event("success", summary)
+        if state != EXECUTING:
+            message = hook.scrub(f"{self.what} failed: {summary.get('error') or f'ended in state {state!r}'}")
+            self.log.error("%s", message)
+            return self._event("error", summary, message=message)
+        self.log.info("%s: executing, %s; next poll in %s s", self.what, done, self.poll_interval)
+        return None
