@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -145,6 +146,15 @@ def test_a_bad_rendered_value_is_refused_naming_the_argument(
     op = cls(task_id="t", local_path=str(tmp_path), **kw, **{argument: value})
     with pytest.raises(MilvusBackupInvalidArgument, match=message):
         op.execute(context={})
+
+
+def test_a_number_that_is_not_finite_is_kept_as_text_once_rendered() -> None:
+    # Airflow sends rendered fields as JSON (no inf): as text, execute() refuses it naming the argument.
+    op = MilvusBackupRetentionOperator(task_id="retention", keep_last=1, max_age=math.inf)
+    render(op)
+    assert op.max_age == "inf"
+    with pytest.raises(MilvusBackupInvalidArgument, match=r"max_age must be .*, got 'inf' \(not a finite"):
+        op.execute(context={})  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------- restore trigger

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
@@ -15,6 +16,10 @@ from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument, engine
 from airflow_milvus_backup.hooks.backup_config import parse_bool
 from airflow_milvus_backup.hooks.location import BackupLocation, takes_location
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk import Context
 
 #: Templated fields of every operator and sensor here: each location argument (connection ids included).
 LOCATION_TEMPLATE_FIELDS: tuple[str, ...] = BackupLocation.names()
@@ -28,8 +33,22 @@ class MilvusBackupHookMixin:
     attribute of the same name (:meth:`_set_location`), templated like the others.
     """
 
+    template_fields: Sequence[str]
     parallelism: Any = 2
     progress_interval: Any = 5.0
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render the templated fields as Airflow does, then keep a number that is not finite as its text.
+
+        Airflow sends the rendered fields as JSON, which has no ``inf`` or ``nan``: such a value would fail
+        the task before ``execute()`` checks it (and Airflow would retry). As text (``"inf"``), ``execute()``
+        refuses it with the argument's own message, and the task fails without retries.
+        """
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        for name in self.template_fields:
+            value = getattr(self, name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                setattr(self, name, str(value))
 
     def _set_location(self, location_args: dict[str, Any]) -> None:
         """Keep each location argument (maybe still a template) as an attribute of the same name."""
