@@ -184,7 +184,8 @@ class Runner:
 # --------------------------------------------------------------------------------------------- suite
 def engine_batch_rows(dim: int) -> int:
     """Return the ``query_iterator`` batch size the backup engine picks for the bench collection."""
-    from airflow_milvus_backup.engine.backup import BackupEngine, _row_bytes_estimate
+    from airflow_milvus_backup.engine.backup import BackupEngine
+    from airflow_milvus_backup.engine.export import _row_bytes_estimate
     from airflow_milvus_backup.engine.storage import LocalStorage
 
     fields = [

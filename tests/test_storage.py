@@ -118,3 +118,66 @@ def test_s3_errors_are_clear(s3_server, bucket):
     )
     with pytest.raises(StorageConnectionError, match="cannot reach S3"):
         S3Storage(dead, bucket, "root", retry_seconds=3, retry_attempts=2).check()
+
+
+class _NoClient:
+    """Stands in for a boto3 client where no request is made (the location is known without asking S3)."""
+
+
+def test_s3_storage_says_where_milvus_can_import_from_and_local_storage_that_it_cannot(tmp_path):
+    from airflow_milvus_backup.engine.storage import ImportLocation
+
+    s3 = S3Storage(_NoClient(), "bkt", "team/backups")
+    assert s3.import_location() == ImportLocation("bkt", "team/backups")
+    assert S3Storage(_NoClient(), "bkt", "", allow_root_at_top=True).import_location() == ImportLocation(
+        "bkt", ""
+    )
+    assert LocalStorage(tmp_path, "backup").import_location() is None
+
+
+def test_import_path_is_relative_to_bulk_import_root():
+    from airflow_milvus_backup.engine.storage import ImportLocation
+
+    loc = ImportLocation("bkt", "team/backups")
+    key = "b1/data/db/c/p/part-00000.parquet"
+    assert loc.import_path(key) == "team/backups/b1/data/db/c/p/part-00000.parquet"
+    assert loc.import_path(key, "team") == "backups/b1/data/db/c/p/part-00000.parquet"
+    assert loc.import_path(key, "/team/") == "backups/b1/data/db/c/p/part-00000.parquet"
+    assert loc.import_path(key, "team/backups") == "b1/data/db/c/p/part-00000.parquet"
+    assert ImportLocation("bkt", "").import_path(key) == key
+    with pytest.raises(InvalidArgumentError, match="outside bulk_import_root 'tea'"):
+        loc.import_path(key, "tea")  # a prefix of the name, not a folder above it
+    with pytest.raises(InvalidArgumentError, match="segment '..'"):
+        loc.import_path("b1/../x")
+
+
+@pytest.mark.parametrize(
+    ("bucket", "root", "blocker"),
+    [
+        ("bkt", None, None),
+        ("bkt", "team", None),
+        ("bkt", "team/backups", None),
+        (None, None, "bulk_import_bucket (the bucket of the target Milvus) is not given"),
+        ("milvus", None, "the backup is in bucket 'bkt', the target Milvus reads bucket 'milvus'"),
+        ("bkt", "other", "the backup's prefix 'team/backups' is outside bulk_import_root 'other'"),
+        ("bkt", "team/back", "the backup's prefix 'team/backups' is outside bulk_import_root 'team/back'"),
+    ],
+)
+def test_bulk_import_blocker_of_s3_storage(bucket, root, blocker):
+    s3 = S3Storage(_NoClient(), "bkt", "team/backups")
+    assert s3.bulk_import_blocker(bucket, root) == blocker
+
+
+def test_bulk_import_blocker_of_a_local_directory(tmp_path):
+    local = LocalStorage(tmp_path, "backup")
+    assert local.bulk_import_blocker("bkt", None) == f"the backup is not in S3 ({tmp_path.resolve()}/backup)"
+
+
+def test_the_storage_module_still_exports_the_seam():
+    from airflow_milvus_backup.engine import storage, storage_base, storage_local, storage_s3
+
+    assert storage.Storage is storage_base.Storage
+    assert storage.LocalStorage is storage_local.LocalStorage
+    assert storage.S3Storage is storage_s3.S3Storage
+    for name in ("validate_key", "validate_root", "file_sha256", "ObjectInfo", "ImportLocation", "CHUNK"):
+        assert getattr(storage, name) is getattr(storage_base, name)

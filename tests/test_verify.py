@@ -169,3 +169,25 @@ def test_verify_restore_finds_changed_missing_and_extra_rows(lite_uri, tmp_path)
     assert "default.c_r" in bad["errors"][0]
     assert json.loads(json.dumps(bad)) == bad
     client.close()
+
+
+def test_verify_backup_and_a_restore_judge_an_objects_digest_by_one_check():
+    from airflow_milvus_backup.engine import integrity
+
+    entry = {"key": "data/c/p/part-00000.parquet", "size": 2048, "sha256": "ab" * 32}
+    integrity.check_digest("b1", "b1/data/x", "ab" * 32, 2048, entry, "/backups")  # equal: passes
+    # a truncated object: verify_backup's report and the restore's refusal name the same difference
+    assert integrity.digest_problems("ab" * 32, 1024, entry) == [
+        "size 1024 bytes, the manifest says 2048 (truncated or replaced)"
+    ]
+    with pytest.raises(IntegrityError) as e:
+        integrity.check_digest("b1", "b1/data/x", "ab" * 32, 1024, entry, "/backups")
+    assert str(e.value) == (
+        "Data object 'b1/data/x' of backup 'b1' in /backups does not match its manifest (sha256 "
+        f"{'ab' * 8}... vs {'ab' * 8}..., 1.0 KB vs 2.0 KB): it is corrupt or was changed. None of its "
+        "rows were restored; restore another backup (verify_backup checks them all)."
+    )
+    # a changed byte keeps the size: the sha256 tells
+    assert [p.split(" ")[0] for p in integrity.digest_problems("cd" * 32, 2048, entry)] == ["sha256"]
+    with pytest.raises(IntegrityError, match="does not match its manifest"):
+        integrity.check_digest("b1", "b1/data/x", "cd" * 32, 2048, entry, "/backups")

@@ -1,6 +1,6 @@
 """Milvus field types <-> Arrow types, and rows <-> Arrow tables, keeping every value exact.
 
-The mapping (documented in FORMAT.md):
+The mapping (documented in FORMAT.md; the types themselves are :mod:`~.fieldtypes`' one table):
 
 =====================  ==========================================  =========================================
 Milvus                 Arrow / Parquet column                      Notes
@@ -29,6 +29,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import UnsupportedError
+from airflow_milvus_backup.engine.fieldtypes import (
+    BYTE_VECTOR_TYPES,
+    DENSE_VECTOR_TYPES,
+    FIELD_TYPES,
+    SCALAR_ARROW,
+    VECTOR_TYPES,
+)
 from airflow_milvus_backup.engine.jsontext import exact_dumps, exact_json_text, exact_loads
 
 if TYPE_CHECKING:
@@ -36,43 +43,23 @@ if TYPE_CHECKING:
 
 META_FIELD = "$meta"
 
-_SCALARS = {
-    "BOOL": "bool_",
-    "INT8": "int8",
-    "INT16": "int16",
-    "INT32": "int32",
-    "INT64": "int64",
-    "FLOAT": "float32",
-    "DOUBLE": "float64",
-    "VARCHAR": "string",
-    "STRING": "string",
-    "JSON": "string",
-    "GEOMETRY": "string",
-    "TIMESTAMPTZ": "string",
-}
-_BYTE_VECTORS = {"BINARY_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR"}
-
 
 def arrow_type(field: dict[str, Any]) -> pa.DataType:
     """Return the Arrow type that stores values of a captured Milvus field exactly."""
     import pyarrow as pa
 
     t = field["type"]
-    if t in _SCALARS:
-        return getattr(pa, _SCALARS[t])()
+    if t in SCALAR_ARROW:
+        return getattr(pa, SCALAR_ARROW[t])()
     if t == "ARRAY":
         et = field.get("element_type")
-        if et not in _SCALARS or et == "JSON":
+        if et not in SCALAR_ARROW or et == "JSON":
             raise UnsupportedError(
                 f"Array field {field['name']!r} has element type {et} this package cannot store."
             )
-        return pa.list_(getattr(pa, _SCALARS[et])())
-    if t == "FLOAT_VECTOR":
-        return pa.list_(pa.float32())
-    if t in _BYTE_VECTORS:
-        return pa.list_(pa.uint8())
-    if t == "INT8_VECTOR":
-        return pa.list_(pa.int8())
+        return pa.list_(getattr(pa, SCALAR_ARROW[et])())
+    if t in DENSE_VECTOR_TYPES:
+        return pa.list_(getattr(pa, str(FIELD_TYPES[t].arrow))())
     if t == "SPARSE_FLOAT_VECTOR":
         return pa.map_(pa.uint32(), pa.float32())
     raise UnsupportedError(f"Field {field['name']!r} has type {t} that this package cannot back up yet.")
@@ -153,7 +140,7 @@ def rows_to_table(
             cols.append(_vector_column(vals, pa.float32(), "float32"))
         elif t == "INT8_VECTOR":
             cols.append(_vector_column(vals, pa.int8(), "int8"))
-        elif t in _BYTE_VECTORS:
+        elif t in BYTE_VECTOR_TYPES:
             bvals = [_bytes_of(v) for v in vals]
             cols.append(
                 pa.array(
@@ -192,16 +179,10 @@ def _sparse_items(v: Any) -> Iterable[tuple[Any, Any]]:
     return v
 
 
-_VECTOR_TYPES = {"FLOAT_VECTOR", "INT8_VECTOR", "SPARSE_FLOAT_VECTOR", *_BYTE_VECTORS}
-
-# Dense vector types read straight from a query result's protobuf: attribute of ``VectorField``, Arrow
-# value type, numpy dtype, values per row as a function of ``dim``.
+# Dense vector types read straight from a query result's protobuf: attribute of ``VectorField`` (the type's
+# name in lower case), numpy dtype (the Arrow value type's name), values per row as a function of ``dim``.
 _DENSE_PAYLOAD: dict[str, tuple[str, str, Any]] = {
-    "FLOAT_VECTOR": ("float_vector", "float32", lambda d: d),
-    "BINARY_VECTOR": ("binary_vector", "uint8", lambda d: d // 8),
-    "FLOAT16_VECTOR": ("float16_vector", "uint8", lambda d: 2 * d),
-    "BFLOAT16_VECTOR": ("bfloat16_vector", "uint8", lambda d: 2 * d),
-    "INT8_VECTOR": ("int8_vector", "int8", lambda d: d),
+    n: (n.lower(), str(FIELD_TYPES[n].arrow), FIELD_TYPES[n].width) for n in sorted(DENSE_VECTOR_TYPES)
 }
 
 
@@ -213,7 +194,7 @@ def dictionary_columns(schema: pa.Schema, fields: list[dict[str, Any]]) -> list[
     """
     import pyarrow as pa
 
-    vectors = {f["name"] for f in fields if f["type"] in _VECTOR_TYPES}
+    vectors = {f["name"] for f in fields if f["type"] in VECTOR_TYPES}
     out: list[str] = []
     for af in schema:
         if af.name in vectors:
@@ -308,7 +289,7 @@ def result_to_table(
         fd = by_name.get(name)
         if fd is None:
             vals = [r.get(name) for r in rows]
-            if (t in _VECTOR_TYPES or t == "JSON") and any(v is not None for v in vals):
+            if (t in VECTOR_TYPES or t == "JSON") and any(v is not None for v in vals):
                 return None  # not the page shape this function knows
             cols.append(pa.array(vals, type=af.type))
         elif t in _DENSE_PAYLOAD:
@@ -415,7 +396,7 @@ def table_to_rows(
             columns[name] = col.to_pylist()
         elif t == "JSON":
             columns[name] = [None if v is None else json.loads(v) for v in col.to_pylist()]
-        elif t in _BYTE_VECTORS:
+        elif t in BYTE_VECTOR_TYPES:
             columns[name] = [None if v is None else bytes(v) for v in col.to_pylist()]
         elif t == "INT8_VECTOR":
             columns[name] = [None if v is None else np.asarray(v, dtype=np.int8) for v in col.to_pylist()]

@@ -2,7 +2,8 @@
 
 A data object matches its manifest entry and its collection's captured fields when:
 
-* its size and sha256 are the manifest's (:func:`digest_problems`);
+* its size and sha256 are the manifest's (:func:`digest_problems`; :func:`check_digest` refuses one for a
+  restore);
 * it is a Parquet file with the manifest's row count, exactly the columns of the collection's stored fields
   (plus ``$meta`` with a dynamic field), each of the Arrow type :func:`~.arrow.arrow_type` gives the field:
   an INT8 field is ``int8``, never ``int64``; a float vector ``list<float>``, never ``list<double>``
@@ -26,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
+from airflow_milvus_backup.engine.fieldtypes import vector_width
+from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
 
 if TYPE_CHECKING:
@@ -36,21 +39,6 @@ if TYPE_CHECKING:
 
 _TAIL = 64 * 1024
 _MAGIC = b"PAR1"
-
-
-def vector_width(field: dict[str, Any]) -> int | None:
-    """Return the values per row a dense vector field's column holds (``None``: not a dense vector)."""
-    t = field["type"]
-    dim = _param(field, "dim")
-    if dim is None:
-        return None
-    if t in ("FLOAT_VECTOR", "INT8_VECTOR"):
-        return dim
-    if t == "BINARY_VECTOR":
-        return dim // 8
-    if t in ("FLOAT16_VECTOR", "BFLOAT16_VECTOR"):
-        return 2 * dim
-    return None
 
 
 def _param(field: dict[str, Any], name: str) -> int | None:
@@ -68,6 +56,29 @@ def digest_problems(digest: str, size: int, f: dict[str, Any]) -> list[str]:
     if digest != f.get("sha256"):
         problems.append(f"sha256 {digest[:16]}... differs from the manifest's {str(f.get('sha256'))[:16]}...")
     return problems
+
+
+def check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any], where: str) -> None:
+    """Refuse an object whose sha256 or size is not its manifest entry's (:func:`digest_problems`' check).
+
+    :param where: the storage's description, for the message.
+    :raises IntegrityError: naming the object, both digests and both sizes.
+    """
+    if digest_problems(digest, size, f):
+        raise IntegrityError(
+            f"Data object {key!r} of backup {backup!r} in {where} does not match its manifest (sha256 "
+            f"{digest[:16]}... vs {str(f.get('sha256'))[:16]}..., {human_bytes(size)} vs "
+            f"{human_bytes(int(f.get('size') or 0))}): it is corrupt or was changed. None of its rows were "
+            "restored; restore another backup (verify_backup checks them all)."
+        )
+
+
+def missing_object(backup: str, key: str, where: str) -> IntegrityError:
+    """Return the error of a data object the manifest lists and the storage does not hold."""
+    return IntegrityError(
+        f"Data object {key!r} of backup {backup!r} is missing from {where}: the backup is damaged. Restore "
+        "another backup, or run verify_backup to list every damaged object."
+    )
 
 
 def schema_problems(got: pa.Schema, coll: dict[str, Any]) -> list[str]:

@@ -14,9 +14,10 @@ import os
 import socket
 import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine.clock import now_iso, utcnow
 from airflow_milvus_backup.engine.errors import BackupDeletedError
 
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ DEFAULT_TTL = 120.0
 #: Lease ids held by :class:`Lease` objects of this process (written and not released), with a count.
 _held: dict[str, int] = {}
 _held_lock = threading.Lock()
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def pid_alive(pid: int) -> bool:
@@ -58,7 +55,7 @@ def is_alive(body: dict[str, Any], ttl: float = DEFAULT_TTL) -> bool:
         beat = datetime.fromisoformat(str(body.get("heartbeat_at")))
     except ValueError:
         return False
-    return (_now() - beat).total_seconds() < float(body.get("ttl", ttl))
+    return (utcnow() - beat).total_seconds() < float(body.get("ttl", ttl))
 
 
 class Lease:
@@ -81,7 +78,7 @@ class Lease:
             "id": self.id,
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "started_at": _now().isoformat(),
+            "started_at": now_iso(),
             "ttl": ttl,
             **(body or {}),
         }
@@ -91,7 +88,7 @@ class Lease:
 
     def payload(self) -> bytes:
         """Return the lease's JSON with a fresh heartbeat."""
-        self.body["heartbeat_at"] = _now().isoformat()
+        self.body["heartbeat_at"] = now_iso()
         return json.dumps(self.body, sort_keys=True).encode()
 
     def write(self, exclusive: bool = False) -> bool:

@@ -1,35 +1,50 @@
 """The backup manifest (``<backup>/meta/backup_meta.json``) and the layout of a backup's keys.
 
 The manifest is written last: its presence is what makes a backup complete. See FORMAT.md.
+
+The manifest is a tree of frozen dataclasses (:mod:`~.jsonmodel`): a :class:`Manifest` holds
+:class:`CollectionEntry` objects (and its :class:`Totals`), each holding :class:`PartitionData` objects, each
+holding :class:`DataFile` objects. :meth:`Manifest.from_json` is the one validation of a manifest;
+:meth:`Manifest.to_json` writes the same JSON back, byte for byte once serialised (:func:`dumps`), keys of a
+newer writer included. :func:`load_manifest` reads one from storage; :func:`load` is the transitional reader
+that returns the checked dict.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_milvus_backup.engine.errors import (
     BackupNotFoundError,
     ForeignManifestError,
     FormatVersionError,
     IncompleteBackupError,
+    InvalidArgumentError,
     ManifestError,
     StorageNotFoundError,
     UnreadableManifestError,
 )
-from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.jsonmodel import ANY, JsonModel, Maybe, check, malformed, show, too_deep
+from airflow_milvus_backup.engine.names import validate_backup_name, validate_milvus_name
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.storage import Storage
 
 FORMAT_NAME = "airflow-milvus-backup"
 FORMAT_VERSION = 1
+#: Keys inside a backup's folder (see FORMAT.md, "Layout").
 MANIFEST = "meta/backup_meta.json"
+MARKER = "meta/marker.json"
 LOCKS = "meta/locks/"
 RESTORES = "restores/"
 DATA = "data/"
 #: Partition segment used when a collection is streamed whole (partition-key collections).
 ALL_PARTITIONS = "=all"
+#: The only state a manifest is written in.
+COMPLETE = "complete"
 
 _REQUIRED = ("format_version", "name", "id", "state", "collections")
 #: No manifest this package writes comes near these; bigger or deeper ones are refused unread.
@@ -47,233 +62,363 @@ def data_file_key(db: str, collection: str, partition: str | None, index: int) -
     return f"{DATA}{db}/{collection}/{partition or ALL_PARTITIONS}/part-{index:05d}.parquet"
 
 
-def dumps(manifest: dict[str, Any]) -> bytes:
-    """Serialise a manifest (sorted keys, indented, UTF-8)."""
-    return json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
+@dataclass(frozen=True, kw_only=True)
+class DataFile(JsonModel):
+    """One data object: its key (relative to the backup's folder), rows, size, sha256 and key range."""
+
+    key: str
+    rows: int
+    size: int
+    sha256: str
+    min_pk: Any = None
+    max_pk: Any = None
+    SPEC: ClassVar[dict[str, Any]] = {
+        "key": str,
+        "rows": int,
+        "size": int,
+        "sha256": str,
+        "min_pk": Maybe(ANY),
+        "max_pk": Maybe(ANY),
+    }
 
 
-def parse(raw: bytes, name: str) -> dict[str, Any]:
-    """Parse a manifest and check its whole shape, its format and its format version, in one place.
+@dataclass(frozen=True, kw_only=True)
+class PartitionData(JsonModel):
+    """The data of one partition (``partition`` is ``None`` for a partition-key collection streamed whole)."""
 
-    Bounded: a manifest bigger than :data:`MAX_MANIFEST_BYTES` or nested deeper than :data:`MAX_DEPTH` is
-    refused before (or instead of) being walked, so no document makes a reader raise ``RecursionError``,
-    ``TypeError`` or ``AttributeError`` later.
-
-    :raises UnreadableManifestError: truncated, not JSON, not an object, too big or too deeply nested.
-    :raises ForeignManifestError: a JSON object written by another tool (its ``format`` is not ours).
-    :raises FormatVersionError: written by a newer format version.
-    :raises ManifestError: ours, but a key is missing or of the wrong type, or it names another backup.
-    """
-    key = f"{name}/{MANIFEST}"
-    m = _load_json(raw, key, name)
-    if m.get("format") != FORMAT_NAME:
-        shown = f"format {_show(m['format'])}" if "format" in m else "no 'format' key"
-        raise ForeignManifestError(
-            f"Manifest {key!r} of backup {name!r} was written by another tool ({shown}), not by "
-            "airflow-milvus-backup: it is not touched. Read it with the tool that wrote it."
-        )
-    missing = [k for k in _REQUIRED if k not in m]
-    if missing:
-        raise ManifestError(
-            f"Manifest {key!r} of backup {name!r} lacks {missing}; it is not a backup manifest."
-        )
-    if not isinstance(m["format_version"], int) or isinstance(m["format_version"], bool):
-        raise _malformed(key, name, "format_version", "a whole number", m["format_version"])
-    if m["format_version"] > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"Backup {name!r} was written in format version {m['format_version']!r}; "
-            "this package reads up to "
-            f"{FORMAT_VERSION}. Upgrade airflow-milvus-backup to read it."
-        )
-    _check(m, _TOP, "", key, name)
-    if m["name"] != name:
-        raise ManifestError(
-            f"Manifest {key!r} names backup {m['name']!r}, not {name!r}: it was copied by hand."
-        )
-    if m["state"] != "complete":
-        raise ManifestError(
-            f"Manifest {key!r} of backup {name!r} is in state {m['state']!r}, not 'complete'."
-        )
-    return m
+    partition: str | None = None
+    rows: int
+    files: tuple[DataFile, ...]
+    snapshot_ts: int | None = None
+    SPEC: ClassVar[dict[str, Any]] = {
+        "partition": Maybe(str),
+        "rows": int,
+        "files": [DataFile],
+        "snapshot_ts": Maybe(int),
+    }
 
 
-def _load_json(raw: bytes, key: str, name: str) -> dict[str, Any]:
-    """Return the manifest's JSON object, bounded in size and depth."""
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise UnreadableManifestError(
-            f"Manifest {key!r} of backup {name!r} is bigger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB: "
-            "no manifest this package writes is. The backup cannot be trusted: restore another one."
-        )
-    try:
-        m = json.loads(raw)
-    except RecursionError:
-        m = None  # nested deeper than the parser goes: reported below
-        deep = True
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UnreadableManifestError(
-            f"Manifest {key!r} of backup {name!r} is not valid JSON ({e}); it is truncated or corrupt. "
-            "The backup cannot be trusted: restore another one."
-        ) from None
-    else:
-        deep = _too_deep(m)
-    if deep:
-        raise UnreadableManifestError(
-            f"Manifest {key!r} of backup {name!r} is nested deeper than {MAX_DEPTH} levels: no manifest "
-            "this package writes is. The backup cannot be trusted: restore another one."
-        )
-    if not isinstance(m, dict):
-        raise UnreadableManifestError(
-            f"Manifest {key!r} of backup {name!r} is a JSON {type(m).__name__}, not an object; it is not a "
-            "backup manifest."
-        )
-    return m
-
-
-def _too_deep(doc: Any) -> bool:
-    """Return whether ``doc`` nests lists and objects deeper than :data:`MAX_DEPTH` (iteratively)."""
-    stack: list[tuple[Any, int]] = [(doc, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                return True
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
-
-
-class _Maybe:
-    """A key that may be missing or ``null``; when present, of ``spec``."""
-
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
-
-
-_ANY = object()
-_NAMES = {str: "a string", int: "a whole number", bool: "true or false", dict: "an object", list: "a list"}
-
-_FILE = {"key": str, "rows": int, "size": int, "sha256": str, "min_pk": _Maybe(_ANY), "max_pk": _Maybe(_ANY)}
-_PART = {"partition": _Maybe(str), "rows": int, "files": [_FILE], "snapshot_ts": _Maybe(int)}
+# The captured schema stays plain JSON: it is Milvus' own description (``describe_collection``), read by
+# pymilvus and the integrity checks as dicts, and it grows with Milvus releases. Only what readers use is
+# checked.
 _FIELD = {
     "name": str,
     "type": str,
-    "description": _Maybe(str),
-    "params": _Maybe(dict),
-    "element_type": _Maybe(str),
-    **{flag: _Maybe(bool) for flag in ("is_primary", "auto_id", "is_partition_key", "is_clustering_key")},
-    **{flag: _Maybe(bool) for flag in ("nullable", "is_function_output")},
+    "description": Maybe(str),
+    "params": Maybe(dict),
+    "element_type": Maybe(str),
+    **{flag: Maybe(bool) for flag in ("is_primary", "auto_id", "is_partition_key", "is_clustering_key")},
+    **{flag: Maybe(bool) for flag in ("nullable", "is_function_output")},
 }
 _FUNCTION = {
     "name": str,
     "type": str,
     "input_field_names": [str],
     "output_field_names": [str],
-    "params": _Maybe(dict),
+    "params": Maybe(dict),
 }
 _INDEX = {
-    "index_name": _Maybe(str),
-    "field_name": _Maybe(str),
-    "index_type": _Maybe(str),
-    "metric_type": _Maybe(str),
-    "params": _Maybe(dict),
-}
-_COLLECTION = {
-    "name": str,
-    "db_name": str,
-    "description": _Maybe(str),
-    "auto_id": bool,
-    "enable_dynamic_field": bool,
-    "fields": [_FIELD],
-    "functions": _Maybe([_FUNCTION]),
-    "partitions": _Maybe([str]),
-    "indexes": _Maybe([_INDEX]),
-    "aliases": _Maybe([str]),
-    "properties": _Maybe(dict),
-    "num_shards": _Maybe(int),
-    "num_partitions": _Maybe(int),
-    "consistency_level": _Maybe(int),
-    "load_state": _Maybe(str),
-    "row_count": _Maybe(int),
-    "stats_row_count": _Maybe(int),
-    "snapshot_ts": _Maybe(int),
-    "data": [_PART],
-}
-_TOTALS = {"collections": int, "rows": int, "files": int, "bytes": int}
-_TOP = {
-    "format": str,
-    "format_version": int,
-    "name": str,
-    "id": str,
-    "state": str,
-    "started_at": _Maybe(str),
-    "finished_at": _Maybe(str),
-    "server_version": _Maybe(str),
-    "source": _Maybe(dict),
-    "databases": _Maybe(dict),
-    "producer": _Maybe(dict),
-    "totals": _Maybe(_TOTALS),
-    "collections": [_COLLECTION],
+    "index_name": Maybe(str),
+    "field_name": Maybe(str),
+    "index_type": Maybe(str),
+    "metric_type": Maybe(str),
+    "params": Maybe(dict),
 }
 
 
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=True, default=str)
-    return text if len(text) <= 60 else f"{text[:57]}..."
+@dataclass(frozen=True, kw_only=True)
+class CollectionEntry(JsonModel):
+    """One collection of a backup: its captured metadata and its data.
+
+    ``fields``, ``functions`` and ``indexes`` are the dicts :func:`~.schema.capture_collection` recorded
+    (FORMAT.md lists their keys). Keys it records for information only (``collection_id``,
+    ``created_timestamp``) are in ``extra``.
+    """
+
+    name: str
+    db_name: str
+    description: str | None = None
+    auto_id: bool
+    enable_dynamic_field: bool
+    fields: tuple[dict[str, Any], ...]
+    functions: tuple[dict[str, Any], ...] | None = None
+    partitions: tuple[str, ...] | None = None
+    indexes: tuple[dict[str, Any], ...] | None = None
+    aliases: tuple[str, ...] | None = None
+    properties: dict[str, Any] | None = None
+    num_shards: int | None = None
+    num_partitions: int | None = None
+    consistency_level: int | None = None
+    consistency_level_name: str | None = None
+    load_state: str | None = None
+    row_count: int | None = None
+    stats_row_count: int | None = None
+    snapshot_ts: int | None = None
+    data: tuple[PartitionData, ...]
+    SPEC: ClassVar[dict[str, Any]] = {
+        "name": str,
+        "db_name": str,
+        "description": Maybe(str),
+        "auto_id": bool,
+        "enable_dynamic_field": bool,
+        "fields": [_FIELD],
+        "functions": Maybe([_FUNCTION]),
+        "partitions": Maybe([str]),
+        "indexes": Maybe([_INDEX]),
+        "aliases": Maybe([str]),
+        "properties": Maybe(dict),
+        "num_shards": Maybe(int),
+        "num_partitions": Maybe(int),
+        "consistency_level": Maybe(int),
+        "consistency_level_name": Maybe(str),
+        "load_state": Maybe(str),
+        "row_count": Maybe(int),
+        "stats_row_count": Maybe(int),
+        "snapshot_ts": Maybe(int),
+        "data": [PartitionData],
+    }
+
+    @classmethod
+    def captured(
+        cls, meta: Mapping[str, Any], *, stats_row_count: int, data: Sequence[PartitionData]
+    ) -> CollectionEntry:
+        """Return the entry of a collection just backed up: its row count and snapshot come from ``data``.
+
+        :param meta: what :func:`~.schema.capture_collection` returned.
+        :param stats_row_count: the rows the server reported before the export.
+        :param data: its exported partitions.
+        """
+        snaps = [p.snapshot_ts for p in data if p.snapshot_ts]
+        doc = {
+            **meta,
+            "stats_row_count": stats_row_count,
+            "row_count": sum(p.rows for p in data),
+            "snapshot_ts": min(snaps) if snaps else None,
+            "data": [],
+        }
+        return replace(cls.build(doc), data=tuple(data))
+
+    @property
+    def qualified_name(self) -> str:
+        """Return ``"db.collection"``."""
+        return f"{self.db_name}.{self.name}"
 
 
-def _malformed(key: str, name: str, where: str, what: str, value: Any) -> ManifestError:
-    return ManifestError(
-        f"Manifest {key!r} of backup {name!r} is malformed: {where} must be {what}, not {_show(value)}. "
-        "The backup cannot be trusted: restore another one."
+@dataclass(frozen=True, kw_only=True)
+class Totals(JsonModel):
+    """What a backup holds in all."""
+
+    collections: int
+    rows: int
+    files: int
+    bytes: int
+    SPEC: ClassVar[dict[str, Any]] = {"collections": int, "rows": int, "files": int, "bytes": int}
+
+    @classmethod
+    def of(cls, collections: Sequence[CollectionEntry]) -> Totals:
+        """Return the totals of these collections."""
+        files = [f for c in collections for p in c.data for f in p.files]
+        return cls(
+            collections=len(collections),
+            rows=sum(c.row_count or 0 for c in collections),
+            files=len(files),
+            bytes=sum(f.size for f in files),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest(JsonModel):
+    """A backup's manifest (FORMAT.md, "Manifest"). Read it with :meth:`from_json`, the one validation."""
+
+    format: str = FORMAT_NAME
+    format_version: int = FORMAT_VERSION
+    name: str
+    id: str
+    state: str = COMPLETE
+    started_at: str | None = None
+    finished_at: str | None = None
+    server_version: str | None = None
+    source: dict[str, Any] | None = None
+    databases: dict[str, Any] | None = None
+    producer: dict[str, Any] | None = None
+    totals: Totals | None = None
+    collections: tuple[CollectionEntry, ...]
+    SPEC: ClassVar[dict[str, Any]] = {
+        "format": str,
+        "format_version": int,
+        "name": str,
+        "id": str,
+        "state": str,
+        "started_at": Maybe(str),
+        "finished_at": Maybe(str),
+        "server_version": Maybe(str),
+        "source": Maybe(dict),
+        "databases": Maybe(dict),
+        "producer": Maybe(dict),
+        "totals": Maybe(Totals),
+        "collections": [CollectionEntry],
+    }
+
+    @classmethod
+    def from_json(cls, doc: Any, name: str) -> Manifest:
+        """Check a manifest's whole shape, its format and its format version, and return it.
+
+        Bounded: a document nested deeper than :data:`MAX_DEPTH` is refused before it is walked, so no
+        document makes a reader raise ``RecursionError``, ``TypeError`` or ``AttributeError`` later.
+
+        :param doc: the parsed JSON.
+        :param name: the backup it was read for (it must name it).
+        :raises UnreadableManifestError: not an object, or too deeply nested.
+        :raises ForeignManifestError: a JSON object written by another tool (its ``format`` is not ours).
+        :raises FormatVersionError: written by a newer format version.
+        :raises ManifestError: ours, but a key is missing or of the wrong type, or it names another backup.
+        """
+        key = f"{name}/{MANIFEST}"
+        what = f"Manifest {key!r} of backup {name!r}"
+        if too_deep(doc, MAX_DEPTH):
+            raise _too_deep_error(key, name)
+        if not isinstance(doc, dict):
+            raise UnreadableManifestError(
+                f"Manifest {key!r} of backup {name!r} is a JSON {type(doc).__name__}, not an object; it is "
+                "not a backup manifest."
+            )
+        if doc.get("format") != FORMAT_NAME:
+            shown = f"format {show(doc['format'])}" if "format" in doc else "no 'format' key"
+            raise ForeignManifestError(
+                f"Manifest {key!r} of backup {name!r} was written by another tool ({shown}), not by "
+                "airflow-milvus-backup: it is not touched. Read it with the tool that wrote it."
+            )
+        missing = [k for k in _REQUIRED if k not in doc]
+        if missing:
+            raise ManifestError(
+                f"Manifest {key!r} of backup {name!r} lacks {missing}; it is not a backup manifest."
+            )
+        version = doc["format_version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise malformed(what, "format_version", "a whole number", version)
+        if version > FORMAT_VERSION:
+            raise FormatVersionError(
+                f"Backup {name!r} was written in format version {version!r}; this package reads up to "
+                f"{FORMAT_VERSION}. Upgrade airflow-milvus-backup to read it."
+            )
+        check(doc, cls, "", what)
+        if doc["name"] != name:
+            raise ManifestError(
+                f"Manifest {key!r} names backup {doc['name']!r}, not {name!r}: it was copied by hand."
+            )
+        if doc["state"] != COMPLETE:
+            raise ManifestError(
+                f"Manifest {key!r} of backup {name!r} is in state {doc['state']!r}, not 'complete'."
+            )
+        return cls.build(doc)
+
+    def files(self) -> list[tuple[CollectionEntry, PartitionData, DataFile]]:
+        """Return ``(collection, partition, file)`` for every data file."""
+        return [(c, p, f) for c in self.collections for p in c.data for f in p.files]
+
+    def dumps(self) -> bytes:
+        """Return the manifest's bytes as written to storage (:func:`dumps`)."""
+        return dumps(self.to_json())
+
+
+def dumps(manifest: Manifest | Mapping[str, Any]) -> bytes:
+    """Serialise a manifest (sorted keys, indented, UTF-8): the bytes written to storage."""
+    doc = manifest.to_json() if isinstance(manifest, Manifest) else manifest
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False).encode()
+
+
+def check_entry_names(backup: str, entry: CollectionEntry | Mapping[str, Any]) -> None:
+    """Refuse a collection entry whose names or keys break the rules, before anything is restored.
+
+    A manifest written by this package passes; one edited by hand or copied in from elsewhere may name keys
+    with ``..`` or collections and partitions Milvus would refuse (or that would mean something else). Not
+    part of :meth:`Manifest.from_json`: such a backup still lists, and ``get`` and ``verify_backup`` still
+    read it; only a restore refuses it.
+
+    :param backup: the backup's name.
+    :param entry: the collection entry (or its JSON).
+    :raises InvalidArgumentError: naming the bad name or key, the backup and the collection.
+    """
+    from airflow_milvus_backup.engine.storage import validate_key
+
+    meta = entry.to_json() if isinstance(entry, CollectionEntry) else entry
+    try:
+        validate_milvus_name(meta.get("db_name"), "database")
+        validate_milvus_name(meta.get("name"), "collection")
+        for p in meta.get("partitions") or []:
+            validate_milvus_name(p, "partition")
+        for part in meta.get("data") or []:
+            if part.get("partition") is not None:
+                validate_milvus_name(part["partition"], "partition")
+            for f in part.get("files") or []:
+                key = f.get("key")
+                if not isinstance(key, str) or not key.startswith(DATA):
+                    raise InvalidArgumentError(
+                        f"Invalid storage key {key!r}: data objects are under {DATA!r}."
+                    )
+                validate_key(f"{backup}/{key}")
+    except InvalidArgumentError as e:
+        source = f"{meta.get('db_name')}.{meta.get('name')}"
+        raise InvalidArgumentError(
+            f"{e} It is in the manifest of backup {backup!r} (collection {source!r}), which was damaged or "
+            "edited by hand; nothing was restored. Restore another backup, or run verify_backup."
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------- reading
+def _too_deep_error(key: str, name: str) -> UnreadableManifestError:
+    return UnreadableManifestError(
+        f"Manifest {key!r} of backup {name!r} is nested deeper than {MAX_DEPTH} levels: no manifest "
+        "this package writes is. The backup cannot be trusted: restore another one."
     )
 
 
-def _check(value: Any, spec: Any, where: str, key: str, name: str) -> None:
-    """Check ``value`` against ``spec`` (a type, ``[spec]``, ``{key: spec}`` or :class:`_Maybe`).
+def _load_json(raw: bytes, key: str, name: str) -> Any:
+    """Return the manifest's JSON, bounded in size (its depth is bounded by :meth:`Manifest.from_json`)."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise UnreadableManifestError(
+            f"Manifest {key!r} of backup {name!r} is bigger than {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB: "
+            "no manifest this package writes is. The backup cannot be trusted: restore another one."
+        )
+    try:
+        return json.loads(raw)
+    except RecursionError:  # nested deeper than the parser goes
+        raise _too_deep_error(key, name) from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UnreadableManifestError(
+            f"Manifest {key!r} of backup {name!r} is not valid JSON ({e}); it is truncated or corrupt. "
+            "The backup cannot be trusted: restore another one."
+        ) from None
 
-    Objects may hold more keys than the spec names (a newer writer of the same major version adds fields).
-    Depth is bounded by :func:`_too_deep` before this runs.
+
+def parse_manifest(raw: bytes, name: str) -> Manifest:
+    """Parse and check a manifest's bytes (:meth:`Manifest.from_json`); at most :data:`MAX_MANIFEST_BYTES`.
+
+    :raises UnreadableManifestError: truncated, not JSON, not an object, too big or too deeply nested.
+    :raises ForeignManifestError: a JSON object written by another tool (its ``format`` is not ours).
+    :raises FormatVersionError: written by a newer format version.
+    :raises ManifestError: ours, but a key is missing or of the wrong type, or it names another backup.
     """
-    if isinstance(spec, _Maybe):
-        if value is not None:
-            _check(value, spec.spec, where, key, name)
-        return
-    if spec is _ANY:
-        return
-    if isinstance(spec, dict):
-        if not isinstance(value, dict):
-            raise _malformed(key, name, where or "the manifest", "an object", value)
-        for k, sub in spec.items():
-            path = f"{where}.{k}" if where else k
-            if k not in value:
-                if isinstance(sub, _Maybe):
-                    continue
-                raise ManifestError(
-                    f"Manifest {key!r} of backup {name!r} is malformed: {path} is missing. The backup "
-                    "cannot be trusted: restore another one."
-                )
-            _check(value[k], sub, path, key, name)
-        return
-    if isinstance(spec, list):
-        if not isinstance(value, list):
-            raise _malformed(key, name, where, "a list", value)
-        for i, item in enumerate(value):
-            _check(item, spec[0], f"{where}[{i}]", key, name)
-        return
-    ok = isinstance(value, spec) and not (spec is int and isinstance(value, bool))
-    if not ok:
-        raise _malformed(key, name, where, _NAMES.get(spec, spec.__name__), value)
+    return Manifest.from_json(_load_json(raw, f"{name}/{MANIFEST}", name), name)
 
 
-def load(storage: Storage, name: str) -> dict[str, Any]:
-    """Read and check the manifest of a complete backup.
+def parse(raw: bytes, name: str) -> dict[str, Any]:
+    """Parse and check like :func:`parse_manifest`; return the JSON object (transitional, as :func:`load`)."""
+    doc: dict[str, Any] = _load_json(raw, f"{name}/{MANIFEST}", name)
+    Manifest.from_json(doc, name)
+    return doc
 
-    :raises BackupNotFoundError: nothing is stored under that name.
-    :raises IncompleteBackupError: objects exist but no manifest (an interrupted backup).
-    """
+
+def read_bounded(storage: Storage, key: str) -> bytes:
+    """Read a manifest, at most one byte past :data:`MAX_MANIFEST_BYTES` (then :func:`parse` refuses it)."""
+    with storage.open_read(key) as fh:
+        return fh.read(MAX_MANIFEST_BYTES + 1)
+
+
+def _read(storage: Storage, name: str) -> bytes:
     validate_backup_name(name)
     try:
-        raw = read_bounded(storage, manifest_key(name))
+        return read_bounded(storage, manifest_key(name))
     except StorageNotFoundError:
         if next(iter(storage.list(f"{name}/")), None) is not None:
             raise IncompleteBackupError(
@@ -283,17 +428,29 @@ def load(storage: Storage, name: str) -> dict[str, Any]:
         raise BackupNotFoundError(
             f"Backup {name!r} does not exist in {storage.description}; list the backups to see the names."
         ) from None
-    return parse(raw, name)
 
 
-def read_bounded(storage: Storage, key: str) -> bytes:
-    """Read a manifest, at most one byte past :data:`MAX_MANIFEST_BYTES` (then :func:`parse` refuses it)."""
-    with storage.open_read(key) as fh:
-        return fh.read(MAX_MANIFEST_BYTES + 1)
+def load_manifest(storage: Storage, name: str) -> Manifest:
+    """Read and check the manifest of a complete backup.
+
+    :raises BackupNotFoundError: nothing is stored under that name.
+    :raises IncompleteBackupError: objects exist but no manifest (an interrupted backup).
+    :raises ManifestError: the manifest is unreadable or malformed (see :func:`parse_manifest`).
+    """
+    return parse_manifest(_read(storage, name), name)
 
 
-def iter_files(manifest: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """Return ``(collection, partition entry, file entry)`` for every data file of a manifest."""
+def load(storage: Storage, name: str) -> dict[str, Any]:
+    """Read and check the manifest of a complete backup like :func:`load_manifest`; return it as a dict.
+
+    Transitional: the dict reader of the restore engine and ``verify`` until they read :class:`Manifest`
+    (:func:`load_manifest`); it goes then.
+    """
+    return parse(_read(storage, name), name)
+
+
+def iter_files(manifest: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """Return ``(collection, partition, file)`` of each data file (transitional: :meth:`Manifest.files`)."""
     out = []
     for coll in manifest["collections"]:
         for part in coll.get("data", []):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
 
 from airflow_milvus_backup.engine.errors import BackupNameError, InvalidArgumentError
 
@@ -54,13 +53,6 @@ def validate_suffix(suffix: object) -> str:
             f"Invalid collection_suffix {suffix!r}: use only ASCII letters, digits and '_' (e.g. '_recover')."
         )
     return suffix
-
-
-def default_backup_name(prefix: str = "backup", when: datetime | None = None) -> str:
-    """Return a valid, time-ordered backup name such as ``backup_20260101_020000``."""
-    when = when or datetime.now(timezone.utc)
-    name = f"{prefix}_{when.strftime('%Y%m%d_%H%M%S')}"
-    return validate_backup_name(name)
 
 
 def sanitize_name(text: str, prefix: str = "backup") -> str:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine.clock import now_iso
 from airflow_milvus_backup.engine.errors import (
     ForeignManifestError,
     MilvusBackupError,
@@ -37,7 +37,7 @@ from airflow_milvus_backup.engine.errors import (
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.storage import ObjectInfo, Storage
 
-MARKER = "meta/marker.json"
+MARKER = mf.MARKER
 MARKER_FORMAT_VERSION = 1
 
 
@@ -82,7 +82,7 @@ def marker_body(name: str, backup_id: str) -> bytes:
         "format_version": MARKER_FORMAT_VERSION,
         "name": name,
         "id": backup_id,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": now_iso(),
     }
     return json.dumps(body, sort_keys=True).encode()
 
@@ -157,15 +157,13 @@ class Folder:
     name: str
     objects: list[ObjectInfo]
     decision: Classification
-    manifest: dict[str, Any] | None = None
+    manifest: mf.Manifest | None = None
     live_locks: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _manifest_verdict(
-    storage: Storage, name: str
-) -> tuple[ManifestVerdict, dict[str, Any] | None, str | None]:
+def _manifest_verdict(storage: Storage, name: str) -> tuple[ManifestVerdict, mf.Manifest | None, str | None]:
     try:
-        m = mf.parse(mf.read_bounded(storage, mf.manifest_key(name)), name)
+        m = mf.parse_manifest(mf.read_bounded(storage, mf.manifest_key(name)), name)
     except StorageNotFoundError:
         return ManifestVerdict.ABSENT, None, None  # deleted since the listing
     except (StorageConnectionError, StorageAccessError):
