@@ -58,7 +58,7 @@ MILVUS_CONN_FIELDS: dict[str, dict[str, Any]] = {
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Return the provider's metadata: hooks, operators, sensors, triggers and the ``milvus`` connection."""
+    """Return the provider's metadata: hooks, operators, sensors, triggers, Asset scheme, connection."""
     return {
         "package-name": "airflow-milvus-backup",
         "name": "Milvus Backup",
@@ -95,7 +95,16 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_milvus_backup.triggers.milvus_backup"],
+                "python-modules": [
+                    "airflow_milvus_backup.triggers.backup",
+                    "airflow_milvus_backup.triggers.restore",
+                ],
+            }
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["milvus-backup"],
+                "handler": "airflow_milvus_backup.assets.sanitize_uri",
             }
         ],
         "connection-types": [

@@ -34,7 +34,7 @@ from airflow_milvus_backup.operators.backup import backup_asset, default_backup_
 from airflow_milvus_backup.operators.base import as_bool, as_mapping, as_name_list
 from airflow_milvus_backup.operators.restore import MilvusRestoreOperator
 from airflow_milvus_backup.sensors.backup import MilvusBackupSensor
-from airflow_milvus_backup.triggers.milvus_backup import MilvusBackupTrigger, MilvusRestoreTrigger
+from airflow_milvus_backup.triggers import MilvusBackupTrigger, MilvusRestoreTrigger
 
 
 # ------------------------------------------------------------------------------------------ registration
@@ -351,6 +351,8 @@ HOOK_KW = {
     "backup_config": None,
     "local_path": None,
     "region_name": "eu-west-1",
+    "sse": None,
+    "sse_kms_key_id": None,
     "poll_interval": 3.0,
     "allow_root_at_top": False,
 }

@@ -7,35 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
+from airflow_milvus_backup.assets import ASSET_SCHEME, backup_asset
 from airflow_milvus_backup.exceptions import engine_errors_as_airflow
-from airflow_milvus_backup.operators.base import (
-    HOOK_TEMPLATE_FIELDS,
-    MilvusBackupBaseOperator,
-    as_bool,
-    as_name_list,
-)
+from airflow_milvus_backup.operators.base import MilvusBackupBaseOperator, as_bool, as_name_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-ASSET_SCHEME = "milvus-backup"
-
-
-def backup_asset(bucket_name: str, root_path: str = "backup", *, name: str | None = None) -> Asset:
-    """Return the Asset that stands for the backups in ``s3://<bucket>/<root_path>``.
-
-    Put it in a backup task's ``outlets`` and in another DAG's ``schedule`` to run that DAG after each backup.
-
-    :param bucket_name: the bucket of backups (a literal: Assets are known when the DAG is parsed).
-    :param root_path: the prefix of backups.
-    :param name: the Asset's name; default its URI.
-    """
-    uri = (
-        f"{ASSET_SCHEME}://{bucket_name}/{root_path.strip('/')}"
-        if root_path
-        else f"{ASSET_SCHEME}://{bucket_name}"
-    )
-    return Asset(uri=uri, name=name or uri)
+__all__ = ["ASSET_SCHEME", "MilvusBackupOperator", "backup_asset", "default_backup_name"]
 
 
 def default_backup_name(context: Context, prefix: str | None = None) -> str:
@@ -65,6 +44,8 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
     ``files``, ``seconds``, ``storage``; with ``verify=True`` also ``verify`` (the verification report).
     Each Asset in ``outlets`` gets an event whose extra holds the backup's name (see :func:`backup_asset`).
 
+    Takes the location arguments (connections, bucket, ...) of :class:`MilvusBackupBaseOperator`, and:
+
     :param backup_name: the backup's name (templated); default ``<backup_name_prefix or dag_id>_<run_after>``,
         unique per run. Names follow the Milvus Backup rule: letters, digits and ``_``.
     :param backup_name_prefix: the prefix of default names (templated); default the DAG id.
@@ -72,10 +53,10 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         collection of ``db_name``.
     :param db_name: the database whose collections are backed up, and of bare collection names (templated);
         default the connection's database (``default``).
-    :param overwrite: replace an existing backup of the same name.
-    :param verify: after the backup, re-read every file and check it against the manifest.
-    :param allow_empty: succeed (and emit the Asset event) even when there is no collection to back up;
-        by default that fails the task: it usually means a wrong database or Milvus Lite path.
+    :param overwrite: replace an existing backup of the same name (templated).
+    :param verify: after the backup, re-read every file and check it against the manifest (templated).
+    :param allow_empty: succeed (and emit the Asset event) even when there is no collection to back up
+        (templated); by default that fails the task: it usually means a wrong database or Milvus Lite path.
     """
 
     template_fields: Sequence[str] = (
@@ -83,7 +64,10 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         "backup_name_prefix",
         "collection_names",
         "db_name",
-        *HOOK_TEMPLATE_FIELDS,
+        "overwrite",
+        "verify",
+        "allow_empty",
+        *MilvusBackupBaseOperator.template_fields,
     )
 
     def __init__(
@@ -117,6 +101,8 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             validate_backup_name(name)
         collections = as_name_list(self.collection_names, "collection_names")
         overwrite = as_bool(self.overwrite, "overwrite")
+        allow_empty = as_bool(self.allow_empty, "allow_empty")
+        verify = as_bool(self.verify, "verify")
         if default_name and not overwrite:
             self._remove_own_partial(context, name)
         self.log.info(
@@ -130,9 +116,9 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             collections,
             db_name=self.db_name or None,
             overwrite=overwrite,
-            allow_empty=as_bool(self.allow_empty, "allow_empty"),
+            allow_empty=allow_empty,
         )
-        if as_bool(self.verify, "verify"):
+        if verify:
             self.log.info("Verifying backup %s", name)
             summary["verify"] = self.hook.verify_backup(name)
             self.log.info("Backup %s verified", name)

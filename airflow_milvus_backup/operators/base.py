@@ -1,131 +1,102 @@
-"""The arguments every operator of this provider shares: where Milvus and the backups are."""
+"""What the operators and the sensor share: where Milvus and the backups are; parsing rendered arguments."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_milvus_backup.engine import arguments
 from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument, engine_errors_as_airflow
 from airflow_milvus_backup.hooks.backup_config import parse_bool
+from airflow_milvus_backup.hooks.location import BackupLocation, takes_location
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 
-#: Templated fields of every operator here: each connection id and each location.
-HOOK_TEMPLATE_FIELDS: tuple[str, ...] = (
-    "milvus_conn_id",
-    "aws_conn_id",
-    "bucket_name",
-    "root_path",
-    "backup_config",
-    "local_path",
-)
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk import Context
+
+#: Templated fields of every operator and sensor here: each location argument (connection ids included).
+LOCATION_TEMPLATE_FIELDS: tuple[str, ...] = BackupLocation.names()
 
 
 class MilvusBackupHookMixin:
-    """The hook of an operator or sensor, built from its connection and location arguments.
+    """The location arguments of an operator or sensor, and the hook built from them once they are rendered.
 
-    Operators and sensors still declare those arguments in their own ``__init__`` (Airflow checks
-    ``partial()`` calls against the signatures); this mixin is the one place that turns them into a hook and
-    into the keyword arguments a trigger serialises.
+    The ``__init__`` of a class using it is decorated with :func:`takes_location`, takes the arguments out of
+    its ``**kwargs`` with :meth:`BackupLocation.take` and, after ``super().__init__``, keeps each as an
+    attribute of the same name (:meth:`_set_location`), templated like the others.
     """
 
-    milvus_conn_id: str | None
-    aws_conn_id: str | None
-    bucket_name: str | None
-    root_path: str | None
-    backup_config: str | None
-    local_path: str | None
-    region_name: str | None
-    sse: str | None = None
-    sse_kms_key_id: str | None = None
-    parallelism: int = 2
-    progress_interval: float = 5.0
-    allow_root_at_top: bool = False
+    template_fields: Sequence[str]
+    parallelism: Any = 2
+    progress_interval: Any = 5.0
 
-    def hook_kwargs(self) -> dict[str, Any]:
-        """Return the hook's location settings (also what triggers serialise)."""
-        return {
-            "milvus_conn_id": self.milvus_conn_id or None,
-            "aws_conn_id": self.aws_conn_id or None,
-            "bucket_name": self.bucket_name or None,
-            "root_path": self.root_path if self.root_path not in (None, "None") else None,
-            "backup_config": self.backup_config or None,
-            "local_path": self.local_path or None,
-            "region_name": self.region_name or None,
-            "allow_root_at_top": bool(self.allow_root_at_top),
-        }
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render the templated fields as Airflow does, then keep a number that is not finite as its text.
+
+        Airflow sends the rendered fields as JSON, which has no ``inf`` or ``nan``: such a value would fail
+        the task before ``execute()`` checks it (and Airflow would retry). As text (``"inf"``), ``execute()``
+        refuses it with the argument's own message, and the task fails without retries.
+        """
+        super().render_template_fields(context, jinja_env)  # type: ignore[misc]
+        for name in self.template_fields:
+            value = getattr(self, name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                setattr(self, name, str(value))
+
+    def _set_location(self, location_args: dict[str, Any]) -> None:
+        """Keep each location argument (maybe still a template) as an attribute of the same name."""
+        for name, value in location_args.items():
+            setattr(self, name, value)
+
+    @cached_property
+    def backup_location(self) -> BackupLocation:
+        """The rendered location arguments, checked (first used in ``execute``, after rendering)."""
+        values = {name: getattr(self, name) for name in BackupLocation.names()}
+        if values["root_path"] == "None":  # a template that rendered None
+            values["root_path"] = None
+        values["allow_root_at_top"] = as_bool(values["allow_root_at_top"], "allow_root_at_top")
+        return BackupLocation(**values)
 
     @cached_property
     def hook(self) -> MilvusBackupHook:
         """The hook (a cached property, so tests can swap it)."""
         return MilvusBackupHook(
-            **self.hook_kwargs(),
-            sse=self.sse,
-            sse_kms_key_id=self.sse_kms_key_id,
-            parallelism=self.parallelism,
-            progress_interval=self.progress_interval,
+            **self.backup_location.as_kwargs(),
+            parallelism=as_count(self.parallelism, "parallelism", maximum=1024),
+            progress_interval=as_seconds(
+                self.progress_interval, "progress_interval", maximum=arguments.MAX_DURATION.total_seconds()
+            ),
             logger=self.log,  # type: ignore[attr-defined]
         )
 
 
 class MilvusBackupBaseOperator(MilvusBackupHookMixin, BaseOperator):
-    """Base of the operators: holds the hook settings and builds :class:`MilvusBackupHook`.
+    """Base of the operators: holds the location arguments and builds :class:`MilvusBackupHook`.
 
-    :param milvus_conn_id: the ``milvus`` connection (templated).
-    :param aws_conn_id: the ``aws`` connection of the backup bucket; an ``endpoint_url`` in its extra reaches
-        MinIO or any S3-compatible store (templated).
-    :param bucket_name: the bucket of backups (templated).
-    :param root_path: the prefix of backups in the bucket (templated; default ``"backup"``, or
-        ``backup_config``'s ``minio.backupRootPath``).
-    :param backup_config: path of a Milvus Backup ``backup.yaml`` whose Milvus and storage settings are used
-        (templated).
-    :param local_path: keep backups in this directory instead of S3 (templated).
-    :param region_name: the S3 region, if not the connection's.
-    :param sse: server-side encryption of uploads, ``"AES256"`` or ``"aws:kms"``.
-    :param sse_kms_key_id: the KMS key with ``sse="aws:kms"``.
-    :param parallelism: partitions or collections processed at the same time.
-    :param progress_interval: seconds between progress lines in the task log.
-    :param allow_root_at_top: accept an empty ``root_path`` (backups at the top of the bucket or directory,
-        next to anything else kept there, which is never touched); refused otherwise.
+    Takes every location argument of :class:`~airflow_milvus_backup.hooks.location.BackupLocation`
+    (``milvus_conn_id``, ``aws_conn_id``, ``bucket_name``, ``root_path``, ``backup_config``, ``local_path``,
+    ``region_name``, ``sse``, ``sse_kms_key_id``, ``allow_root_at_top``; all templated), and:
+
+    :param parallelism: partitions or collections processed at the same time (templated).
+    :param progress_interval: seconds between progress lines in the task log (templated).
     """
 
-    template_fields: Sequence[str] = HOOK_TEMPLATE_FIELDS
+    template_fields: Sequence[str] = (*LOCATION_TEMPLATE_FIELDS, "parallelism", "progress_interval")
     ui_color = "#00a1ea"
     ui_fgcolor = "#ffffff"
 
-    def __init__(
-        self,
-        *,
-        milvus_conn_id: str | None = MilvusBackupHook.default_conn_name,
-        aws_conn_id: str | None = "aws_default",
-        bucket_name: str | None = None,
-        root_path: str | None = None,
-        backup_config: str | None = None,
-        local_path: str | None = None,
-        region_name: str | None = None,
-        sse: str | None = None,
-        sse_kms_key_id: str | None = None,
-        parallelism: int = 2,
-        progress_interval: float = 5.0,
-        allow_root_at_top: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    @takes_location()
+    def __init__(self, *, parallelism: int = 2, progress_interval: float = 5.0, **kwargs: Any) -> None:
+        location_args = BackupLocation.take(kwargs)
         super().__init__(**kwargs)
-        self.allow_root_at_top = allow_root_at_top
-        self.milvus_conn_id = milvus_conn_id
-        self.aws_conn_id = aws_conn_id
-        self.bucket_name = bucket_name
-        self.root_path = root_path
-        self.backup_config = backup_config
-        self.local_path = local_path
-        self.region_name = region_name
-        self.sse = sse
-        self.sse_kms_key_id = sse_kms_key_id
+        self._set_location(location_args)
         self.parallelism = parallelism
         self.progress_interval = progress_interval
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_milvus_backup.engine.restore import METHODS, RestoreOptions
 from airflow_milvus_backup.exceptions import (
     MilvusBackupException,
     MilvusBackupIntegrityError,
     MilvusBackupInvalidArgument,
 )
 from airflow_milvus_backup.operators.base import (
-    HOOK_TEMPLATE_FIELDS,
     MilvusBackupBaseOperator,
     as_bool,
     as_count,
@@ -21,50 +22,69 @@ from airflow_milvus_backup.operators.base import (
     as_name_list,
     as_seconds,
 )
-from airflow_milvus_backup.triggers.milvus_backup import MilvusRestoreTrigger
+from airflow_milvus_backup.triggers.restore import MilvusRestoreTrigger, progress_text
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-METHODS = ("auto", "insert", "bulk_import")
 LATEST = "latest"
+#: The engine's restore options and their defaults: each is an argument of the operator, of the same name.
+RESTORE_OPTIONS: dict[str, Any] = {f.name: f.default for f in fields(RestoreOptions)}
+
+
+def _optional_text(value: Any) -> str | None:
+    """Return a templated optional string; empty, or a template that rendered ``None``, is ``None``."""
+    text = "" if value is None else str(value).strip()
+    return None if text in ("", "None") else text
 
 
 class MilvusRestoreOperator(MilvusBackupBaseOperator):
     """Restore collections from a backup, verify them, and return both reports to XCom.
 
     XCom: ``{"backup_name", "restore_id", "restore": <restore report>, "verify": <verification report>}``.
+    Every argument but ``deferrable`` is templated; booleans and numbers are checked once rendered. Takes the
+    location arguments (connections, bucket, ...) of :class:`MilvusBackupBaseOperator`, and:
 
     :param backup_name: the backup to restore (templated); ``"latest"`` or ``None`` for the newest complete
         backup whose name starts with ``backup_prefix``.
     :param backup_prefix: with ``backup_name="latest"``, the prefix of names to consider (templated).
     :param collection_names: collections of the backup to restore (``"c1"``, ``"db1.c1"``, ``"db1.*"``;
         templated); default all.
-    :param collection_suffix: appended to each restored collection's name (templated), e.g. ``"_recover"``.
-    :param collection_renames: ``{"c1": "c2"}``, ``{"db1.c1": "db2.c2"}`` or ``{"db1.*": "db2.*"}``
-        (templated; a dict or a JSON object).
-    :param target_db_name: restore into this database (templated); default the database of the Milvus
+    :param collection_suffix: appended to each restored collection's name, e.g. ``"_recover"``; also to
+        aliases.
+    :param collection_renames: ``{"c1": "c2"}``, ``{"db1.c1": "db2.c2"}`` or ``{"db1.*": "db2.*"}`` (a dict or
+        a JSON object).
+    :param target_db_name: restore into this database; default the database of the Milvus
         connection (its Schema, ``default`` when empty), whatever database the backup came from. A rename
         rule with an explicit database (``{"db1.c1": "db2.c2"}``) wins for its collections.
-    :param drop_existing: drop a target collection that exists before restoring it (templated); the log
-        names each one (``db.collection``) before it is dropped.
+    :param drop_existing: drop a target collection that exists before restoring it; the log names each one
+        (``db.collection``) before it is dropped.
     :param skip_create: restore data into target collections that exist already (same schema).
     :param meta_only: create collections, partitions and indexes, no data.
-    :param restore_index: create the backed-up indexes.
-    :param use_auto_index: create AUTOINDEX instead of the backed-up index types.
+    :param restore_index: create the backed-up indexes (same names and params); ``False`` creates none.
+    :param use_auto_index: create AUTOINDEX (with the original metric) instead of the backed-up index types.
+    :param auto_index_fallback: create AUTOINDEX where the target cannot build the backed-up index.
+    :param restore_aliases: create the backed-up aliases (``alias + collection_suffix``); taken ones are
+        reported.
+    :param restore_load_state: load the collections that were loaded, release the others.
     :param method: ``"auto"`` (bulk import where it can work, else insert), ``"insert"`` (through the
-        client) or ``"bulk_import"`` (Milvus import jobs) (templated).
+        client) or ``"bulk_import"`` (Milvus import jobs).
     :param accept_new_primary_keys: allow an auto-id collection's primary keys to change (insert restore).
-    :param bulk_import_bucket: Milvus' own bucket, where bulk import reads its files (templated; default
+    :param restore_id: the restore's id, to resume that one; default: resume the newest failed or interrupted
+        restore with the same arguments, else a new id.
+    :param bulk_import_bucket: Milvus' own bucket, where bulk import reads its files (default
         ``backup_config``'s ``minio.bucketName``).
+    :param bulk_import_root: the prefix Milvus resolves import paths against (default: the bucket's root, as
+        Milvus 2.3 to 2.5 do).
     :param verify: after the restore, compare the restored collections with the backup (row counts,
         schema, sample searches); a mismatch fails the task (not retried).
     :param sample_searches: vector searches compared per collection when verifying.
     :param top_k: hits per compared search.
     :param source_milvus_conn_id: also compare sample searches with the collections of this Milvus (the
-        source of the backup; templated).
+        source of the backup).
     :param deferrable: with bulk import, submit the import jobs and wait in the triggerer
-        (:class:`~airflow_milvus_backup.triggers.milvus_backup.MilvusRestoreTrigger`).
+        (:class:`~airflow_milvus_backup.triggers.restore.MilvusRestoreTrigger`); a worker finishes the
+        restore (flush, indexes, load state, aliases) in ``execute_complete``.
     :param poll_interval: seconds between two polls of the import jobs when deferred.
     """
 
@@ -72,14 +92,14 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         "backup_name",
         "backup_prefix",
         "collection_names",
-        "collection_suffix",
-        "collection_renames",
-        "target_db_name",
-        "drop_existing",
-        "method",
-        "bulk_import_bucket",
+        *RESTORE_OPTIONS,
+        "restore_id",
+        "verify",
+        "sample_searches",
+        "top_k",
         "source_milvus_conn_id",
-        *HOOK_TEMPLATE_FIELDS,
+        "poll_interval",
+        *MilvusBackupBaseOperator.template_fields,
     )
     template_fields_renderers = {"collection_renames": "json"}
 
@@ -97,9 +117,14 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         meta_only: bool = False,
         restore_index: bool = True,
         use_auto_index: bool = False,
+        auto_index_fallback: bool = False,
+        restore_aliases: bool = True,
+        restore_load_state: bool = True,
         method: str = "auto",
         accept_new_primary_keys: bool = False,
+        restore_id: str | None = None,
         bulk_import_bucket: str | None = None,
+        bulk_import_root: str | None = None,
         verify: bool = True,
         sample_searches: int = 10,
         top_k: int = 10,
@@ -120,9 +145,14 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         self.meta_only = meta_only
         self.restore_index = restore_index
         self.use_auto_index = use_auto_index
+        self.auto_index_fallback = auto_index_fallback
+        self.restore_aliases = restore_aliases
+        self.restore_load_state = restore_load_state
         self.method = method
         self.accept_new_primary_keys = accept_new_primary_keys
+        self.restore_id = restore_id
         self.bulk_import_bucket = bulk_import_bucket
+        self.bulk_import_root = bulk_import_root
         self.verify = verify
         self.sample_searches = sample_searches
         self.top_k = top_k
@@ -154,26 +184,33 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
                 f"method must be one of {', '.join(METHODS)}, got {self.method!r}."
             )
         suffix = self.collection_suffix
+        flags = {
+            name: as_bool(getattr(self, name), name)
+            for name, default in RESTORE_OPTIONS.items()
+            if isinstance(default, bool)
+        }
         return {
             "collection_suffix": "" if suffix in (None, "None") else str(suffix),
             "collection_renames": as_mapping(self.collection_renames, "collection_renames"),
             "target_db_name": self.target_db_name or None,
-            "drop_existing": as_bool(self.drop_existing, "drop_existing"),
-            "skip_create": as_bool(self.skip_create, "skip_create"),
-            "meta_only": as_bool(self.meta_only, "meta_only"),
-            "restore_index": as_bool(self.restore_index, "restore_index"),
-            "use_auto_index": as_bool(self.use_auto_index, "use_auto_index"),
+            **flags,
             "method": method,
-            "accept_new_primary_keys": as_bool(self.accept_new_primary_keys, "accept_new_primary_keys"),
-            "bulk_import_bucket": self.bulk_import_bucket or self.hook.milvus_bucket_name,
+            "restore_id": _optional_text(self.restore_id),
+            "bulk_import_bucket": _optional_text(self.bulk_import_bucket) or self.hook.milvus_bucket_name,
+            "bulk_import_root": _optional_text(self.bulk_import_root),
         }
+
+    def _verify_arguments(self) -> bool:
+        """Check the rendered verification arguments (``sample_searches``, ``top_k``); return ``verify``."""
+        self.sample_searches = as_count(self.sample_searches, "sample_searches", minimum=0, maximum=10_000)
+        self.top_k = as_count(self.top_k, "top_k", maximum=16_384)
+        return as_bool(self.verify, "verify")
 
     # --------------------------------------------------------------------------------------- execution
     def execute(self, context: Context) -> dict[str, Any]:
         """Restore (or submit the restore and defer); verify; return the reports."""
         # every argument is checked before anything is read or created
-        self.sample_searches = as_count(self.sample_searches, "sample_searches", minimum=0, maximum=10_000)
-        self.top_k = as_count(self.top_k, "top_k", maximum=16_384)
+        verify = self._verify_arguments()
         self.poll_interval = as_seconds(self.poll_interval, "poll_interval", minimum=0.1)
         collections = as_name_list(self.collection_names, "collection_names")
         kwargs = self.restore_kwargs()
@@ -189,13 +226,13 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         )
         if not self.deferrable:
             report = self.hook.restore(name, collections, **kwargs)
-            return self._finish(context, name, report)
+            return self._finish(context, name, report, verify=verify)
         status = self.hook.submit_restore(name, collections, **kwargs)
         restore_id = str(status["restore_id"])
         self._running = (name, restore_id)
         state = str(status.get("state", "")).lower()
         if state == "success":
-            return self._finish(context, name, status)
+            return self._finish(context, name, status, verify=verify)
         if state == "failed":
             raise MilvusBackupException(
                 f"Restore {restore_id} of backup {name!r} failed: {status.get('error') or status}"
@@ -208,25 +245,40 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
                 backup_name=name,
                 restore_id=restore_id,
                 poll_interval=float(self.poll_interval),
-                **self.hook_kwargs(),
+                **self.backup_location.as_kwargs(),
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout or None,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Check the trigger's event, then verify; raise with the trigger's message on error."""
+        """Check the trigger's event, finish the imported restore on this worker, then verify.
+
+        :raises MilvusBackupException: the trigger's message, when the import failed or the trigger did.
+        """
         if not isinstance(event, dict) or "status" not in event:
             raise MilvusBackupException(f"Restore: the trigger sent an invalid event {event!r}.")
         if event["status"] == "error":
             raise MilvusBackupException(str(event.get("message") or "the restore failed in the triggerer"))
-        if event["status"] != "success" or "backup_name" not in event:
+        if event["status"] != "success" or "backup_name" not in event or "restore_id" not in event:
             raise MilvusBackupException(f"Restore: unexpected trigger event {event!r}.")
-        name = str(event["backup_name"])
-        report = event.get("report") or self.hook.restore_status(name, str(event["restore_id"]))
-        return self._finish(context, name, report)
+        verify = self._verify_arguments()
+        name, restore_id = str(event["backup_name"]), str(event["restore_id"])
+        self._running = (name, restore_id)
+        self.log.info("Import jobs of restore %s done; finishing the restore", restore_id)
+        report = self.hook.complete_restore(name, restore_id)
+        state = str(report.get("state", "")).lower()
+        self.log.info(
+            "Restore %s of backup %r: %s, %s", restore_id, name, state, progress_text(report.get("totals"))
+        )
+        if state != "success":
+            self._running = None
+            raise MilvusBackupException(
+                f"Restore {restore_id} of backup {name!r} failed: {report.get('error') or report}"
+            )
+        return self._finish(context, name, report, verify=verify)
 
-    def _finish(self, context: Context, name: str, report: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, context: Context, name: str, report: dict[str, Any], *, verify: bool) -> dict[str, Any]:
         self._running = None
         restore_id = report.get("restore_id")
         totals = report.get("totals") or {}
@@ -253,7 +305,7 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
             "restore": report,
             "verify": None,
         }
-        if not as_bool(self.verify, "verify"):
+        if not verify:
             return result
         source = None
         if self.source_milvus_conn_id:

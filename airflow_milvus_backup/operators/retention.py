@@ -8,21 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.retention import BackupInfo, RetentionPolicy, Rule, prune
 from airflow_milvus_backup.exceptions import MilvusBackupException, MilvusBackupInvalidArgument
-from airflow_milvus_backup.operators.base import (
-    HOOK_TEMPLATE_FIELDS,
-    MilvusBackupBaseOperator,
-    as_bool,
-    as_count,
-    as_duration,
-)
+from airflow_milvus_backup.operators.base import MilvusBackupBaseOperator, as_bool, as_count, as_duration
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _as_timedelta(value: Any, name: str) -> timedelta | None:
-    # finite, not negative, at most 100 years: inf or 1e15 would overflow date arithmetic later
-    return as_duration(value, name)
 
 
 class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
@@ -36,15 +25,24 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
     touched). Partial backups (ours, interrupted: no manifest) older than ``partial_grace_period`` are
     deleted too.
 
-    :param keep_last: keep this many newest complete backups.
-    :param max_age: keep complete backups younger than this (a timedelta, or seconds).
+    Takes the location arguments (connections, bucket, ...) of :class:`MilvusBackupBaseOperator`, and:
+
+    :param keep_last: keep this many newest complete backups (templated).
+    :param max_age: keep complete backups younger than this (a timedelta, or seconds; templated).
     :param backup_prefix: only consider backups whose name starts with this (templated), e.g. the prefix of
         one DAG's backups.
-    :param partial_grace_period: delete partial backups older than this (a timedelta, or seconds).
-    :param dry_run: only log and return what would be deleted.
+    :param partial_grace_period: delete partial backups older than this (a timedelta, or seconds; templated).
+    :param dry_run: only log and return what would be deleted (templated, as the attribute ``dry_run_mode``).
     """
 
-    template_fields: Sequence[str] = ("backup_prefix", *HOOK_TEMPLATE_FIELDS)
+    template_fields: Sequence[str] = (
+        "keep_last",
+        "max_age",
+        "backup_prefix",
+        "partial_grace_period",
+        "dry_run_mode",
+        *MilvusBackupBaseOperator.template_fields,
+    )
 
     def __init__(
         self,
@@ -67,8 +65,9 @@ class MilvusBackupRetentionOperator(MilvusBackupBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Choose and delete old backups; return the names deleted, kept and skipped (with the reason)."""
         keep_last = self._keep_last()
-        max_age = _as_timedelta(self.max_age, "max_age")
-        grace = _as_timedelta(self.partial_grace_period, "partial_grace_period") or timedelta(0)
+        # finite, not negative, at most 100 years: inf or 1e15 would overflow date arithmetic later
+        max_age = as_duration(self.max_age, "max_age")
+        grace = as_duration(self.partial_grace_period, "partial_grace_period") or timedelta(0)
         dry_run = as_bool(self.dry_run_mode, "dry_run")
         if keep_last is None and max_age is None:
             raise MilvusBackupInvalidArgument(
