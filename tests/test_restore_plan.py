@@ -18,7 +18,7 @@ from airflow_milvus_backup.engine.errors import (
     TargetExistsError,
     UnsupportedError,
 )
-from airflow_milvus_backup.engine.restore.capabilities import ImportLocation, ServerInfo, bulk_blockers
+from airflow_milvus_backup.engine.restore.capabilities import ServerInfo, bulk_blockers
 from airflow_milvus_backup.engine.restore.options import Method, RestoreOptions
 from airflow_milvus_backup.engine.restore.plan import (
     Action,
@@ -31,6 +31,7 @@ from airflow_milvus_backup.engine.restore.plan import (
 )
 from airflow_milvus_backup.engine.restore.selection import select_targets
 from airflow_milvus_backup.engine.restore.snapshot import TargetSnapshot
+from airflow_milvus_backup.engine.storage import ImportLocation
 
 LITE = ServerInfo.detect("milvus_lite-3.2.2", True)
 OLD = ServerInfo.detect("v2.3.5")

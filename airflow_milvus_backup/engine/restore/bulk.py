@@ -45,10 +45,14 @@ def orm(ctx: Context, milvus: MilvusParams, db: str) -> Iterator[str]:
 
 def import_path(ctx: Context, plan: Plan, f: dict[str, Any]) -> str:
     """Return the path Milvus' bulk import reads a data file from (relative to ``bulk_import_root``)."""
-    prefix = str(getattr(ctx.storage, "root", "") or "")
-    full = f"{prefix}/{plan.backup}/{f['key']}" if prefix else f"{plan.backup}/{f['key']}"
-    root = plan.opts.bulk_import_root
-    return full[len(root) + 1 :] if root else full
+    location = ctx.storage.import_location()
+    if location is None:  # the plan chose bulk import only where the storage has an import location
+        raise RestoreError(
+            f"Bulk import cannot read {ctx.storage.description}: Milvus imports only from S3. Use "
+            "method='insert'.",
+            retryable=False,
+        )
+    return location.import_path(f"{plan.backup}/{f['key']}", plan.opts.bulk_import_root)
 
 
 def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -> None:

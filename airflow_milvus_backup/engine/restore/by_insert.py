@@ -25,25 +25,21 @@ from airflow_milvus_backup.engine import integrity, readers
 from airflow_milvus_backup.engine.client import MilvusParams, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
-    MilvusConnectionError,
     RestoreError,
     RowRejectedError,
-    StorageConnectionError,
     StorageNotFoundError,
 )
 from airflow_milvus_backup.engine.failures import (
     FailureKind,
     classify,
     message_of,
-    misfit_field,
-    rejected_rows_message,
-    retry_worthy,
+    retryable,
 )
 from airflow_milvus_backup.engine.filters import grammar_of, pk_in
 from airflow_milvus_backup.engine.insert import BatchInserter
 from airflow_milvus_backup.engine.progress import Progress
+from airflow_milvus_backup.engine.refused_rows import misfit_field, rejected_rows_message
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
-from airflow_milvus_backup.engine.restore.preflight import check_digest, missing_object
 from airflow_milvus_backup.engine.restore.setup import create_collection, create_indexes
 from airflow_milvus_backup.engine.restore.status_model import FileState
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
@@ -61,13 +57,6 @@ DELETE_CHUNK = 4096
 
 class Stop(Exception):
     """Raised inside a worker when another worker failed."""
-
-
-def transient(e: BaseException) -> bool:
-    """Retry rate limits, memory back-pressure and dropped connections; never a refused request or login."""
-    if isinstance(e, (MilvusConnectionError, StorageConnectionError)):
-        return bool(getattr(e, "retryable", True))  # not a refused login
-    return retry_worthy(e)
 
 
 def progress_of(ctx: Context, plan: Plan, status: Status) -> Progress:
@@ -137,7 +126,8 @@ def restart_collection(
         raise RestoreError(
             f"Cannot resume {t.target}: file(s) {started[:3]} were partly inserted with newly generated "
             "primary keys, which cannot be told apart from the collection's other rows. Delete its rows "
-            "(or drop it) and restore again."
+            "(or drop it) and restore again.",
+            retryable=False,
         )
     ctx.log.warning(
         "Restarting %s from its first file: it gets new primary keys and was interrupted mid-file",
@@ -205,9 +195,9 @@ def fetch(ctx: Context, plan: Plan, f: dict[str, Any], progress: Progress) -> Pa
             ctx.storage.download(key, tmp)
         except StorageNotFoundError:
             readers.check_not_deleted(ctx.storage, plan.backup, plan.restore_id)
-            raise missing_object(plan.backup, key, ctx.storage.description) from None
+            raise integrity.missing_object(plan.backup, key, ctx.storage.description) from None
         digest, size = file_sha256(tmp)
-        check_digest(plan.backup, key, digest, size, f, ctx.storage.description)
+        integrity.check_digest(plan.backup, key, digest, size, f, ctx.storage.description)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -304,7 +294,7 @@ def insert(
 ) -> None:
     """Insert one batch, retrying transient failures (the keys of a failed attempt are deleted first)."""
     for attempt in Retrying(
-        retry=retry_if_exception(transient),
+        retry=retry_if_exception(retryable),
         stop=stop_after_attempt(6),
         wait=wait_exponential(multiplier=0.5, max=15),
         reraise=True,

@@ -8,47 +8,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import UnsupportedError
+from airflow_milvus_backup.engine.fieldtypes import (
+    BULK_IMPORT_TYPES,
+    LITE_UNSUPPORTED,
+    TYPE_SINCE,
+    VECTOR_TYPES,
+)
 from airflow_milvus_backup.engine.restore.context import qualified
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
     from airflow_milvus_backup.engine.restore.plan import Target
+    from airflow_milvus_backup.engine.storage import ImportLocation
 
 AUTO_ID_PROPERTY = "allow_insert_auto_id"
-VECTOR_TYPES = {
-    "FLOAT_VECTOR",
-    "BINARY_VECTOR",
-    "FLOAT16_VECTOR",
-    "BFLOAT16_VECTOR",
-    "INT8_VECTOR",
-    "SPARSE_FLOAT_VECTOR",
-}
-#: Field types whose Parquet columns (as this package writes them) Milvus' bulk import reads as they are.
-BULK_IMPORT_TYPES = {
-    "BOOL",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FLOAT",
-    "DOUBLE",
-    "VARCHAR",
-    "JSON",
-    "ARRAY",
-    "FLOAT_VECTOR",
-    "BINARY_VECTOR",
-}
-_LITE_UNSUPPORTED = {"BINARY_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "INT8_VECTOR"}
-_TYPE_SINCE = {
-    "JSON": (2, 2),
-    "ARRAY": (2, 3),
-    "SPARSE_FLOAT_VECTOR": (2, 4),
-    "FLOAT16_VECTOR": (2, 4),
-    "BFLOAT16_VECTOR": (2, 4),
-    "INT8_VECTOR": (2, 6),
-    "GEOMETRY": (2, 6),
-    "TIMESTAMPTZ": (2, 6),
-}
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -96,9 +69,9 @@ class ServerInfo:
     def field_problem(self, f: dict[str, Any]) -> str | None:
         """Return why this server cannot hold a captured field, or ``None``."""
         t = f["type"]
-        if self.lite and t in _LITE_UNSUPPORTED:
+        if self.lite and t in LITE_UNSUPPORTED:
             return f"Milvus Lite has no {t} fields"
-        since = _TYPE_SINCE.get(t)
+        since = TYPE_SINCE.get(t)
         if since and not self.at_least(*since):
             return f"{t} fields need Milvus {since[0]}.{since[1]} or newer"
         if f.get("nullable") and not self.at_least(2, 5):
@@ -108,21 +81,6 @@ class ServerInfo:
         if f.get("is_function_output") and not self.at_least(2, 5):
             return "function output fields (BM25) need Milvus 2.5 or newer"
         return None
-
-
-@dataclass(frozen=True)
-class ImportLocation:
-    """Where a Milvus bulk import can read the backup from: an S3 bucket and the storage's key prefix.
-
-    The backup's storage provides it (a local directory provides none: Milvus cannot import from it).
-
-    :param bucket: the bucket the backup is in.
-    :param root: the key prefix of the storage in that bucket (``""`` at the bucket's top), without slashes
-        around it.
-    """
-
-    bucket: str
-    root: str
 
 
 def check_fields(meta: dict[str, Any], server: ServerInfo, address: str) -> None:
@@ -179,9 +137,9 @@ def bulk_blockers(
             f"the backup is in bucket {location.bucket!r}, the target Milvus reads bucket "
             f"{opts.bulk_import_bucket!r}"
         )
-    elif opts.bulk_import_root and not (location.root + "/").startswith(opts.bulk_import_root + "/"):
+    elif not location.within(opts.bulk_import_root):
         out.append(
-            f"the backup's prefix {location.root!r} is outside bulk_import_root {opts.bulk_import_root!r}"
+            f"the backup's prefix {location.prefix!r} is outside bulk_import_root {opts.bulk_import_root!r}"
         )
     for t in targets:
         if not t.keep_keys:

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus_backup.engine.arrow import META_FIELD
 from airflow_milvus_backup.engine.errors import (
     CollectionNotFoundError,
-    SchemaMismatchError,
     TargetExistsError,
     UnsupportedError,
 )
@@ -34,12 +31,13 @@ from airflow_milvus_backup.engine.restore.capabilities import (
 from airflow_milvus_backup.engine.restore.context import qualified
 from airflow_milvus_backup.engine.restore.options import Method, RestoreOptions, StrValue, new_restore_id
 from airflow_milvus_backup.engine.restore.status import SUCCESS
-from airflow_milvus_backup.engine.schema import capture_field, primary_field
+from airflow_milvus_backup.engine.schema import primary_field
+from airflow_milvus_backup.engine.schema_compare import require_takes_rows
 
 if TYPE_CHECKING:
-    from airflow_milvus_backup.engine.restore.capabilities import ImportLocation
     from airflow_milvus_backup.engine.restore.selection import Pair
     from airflow_milvus_backup.engine.restore.snapshot import TargetSnapshot
+    from airflow_milvus_backup.engine.storage import ImportLocation
 
 _DB_INFO_KEYS = {"name", "id", "db_id", "dbid", "created_timestamp", "db_name"}
 
@@ -261,7 +259,7 @@ def key_policy(
     if action == Action.EXISTING:
         if described is None:
             raise ValueError(f"key_policy needs describe_collection of {qualified(tdb, tname)}")
-        check_compatible(meta, described, qualified(tdb, tname))
+        require_takes_rows(meta, described, qualified(tdb, tname))
         target_auto_id = bool(described.get("auto_id"))
     if not target_auto_id:
         return True, False
@@ -276,60 +274,6 @@ def key_policy(
         "and its bulk import refuses an auto_id key column). Pass accept_new_primary_keys=True to let "
         "Milvus generate new keys, or restore to Milvus 2.6+ / Milvus Lite."
     )
-
-
-def check_compatible(meta: dict[str, Any], desc: dict[str, Any], target: str) -> None:
-    """Raise :class:`SchemaMismatchError` naming the first field the existing target cannot take."""
-    src = qualified(meta["db_name"], meta["name"])
-    have = {f["name"]: capture_field(f) for f in desc["fields"]}
-
-    def mismatch(fname: str, why: str) -> SchemaMismatchError:
-        return SchemaMismatchError(
-            f"skip_create: field {fname!r} of target {target} does not match backup collection {src}: "
-            f"{why}. Restore into a new collection (collection_suffix) or pass drop_existing=True "
-            "instead."
-        )
-
-    for f in meta["fields"]:
-        name = f["name"]
-        t = have.get(name)
-        if f.get("is_function_output"):
-            if t is not None and not t.get("is_function_output"):
-                raise mismatch(name, "it is a function output in the backup but a plain field in the target")
-            continue
-        if t is None:
-            raise mismatch(name, "the target has no such field")
-        if t["type"] != f["type"]:
-            raise mismatch(name, f"type {t['type']} in the target, {f['type']} in the backup")
-        if f.get("element_type") and t.get("element_type") != f.get("element_type"):
-            raise mismatch(
-                name,
-                f"array of {t.get('element_type')} in the target, of {f['element_type']} in the backup",
-            )
-        for p in ("dim",):
-            if p in f["params"] and str(t["params"].get(p)) != str(f["params"][p]):
-                raise mismatch(
-                    name, f"{p} {t['params'].get(p)} in the target, {f['params'][p]} in the backup"
-                )
-        for p in ("max_length", "max_capacity"):
-            if p in f["params"] and p in t["params"] and int(t["params"][p]) < int(f["params"][p]):
-                raise mismatch(
-                    name,
-                    f"{p} {t['params'][p]} in the target is smaller than {f['params'][p]} in the backup",
-                )
-        if bool(f.get("is_primary")) != bool(t.get("is_primary")):
-            raise mismatch(name, "primary key in one and not in the other")
-        if f.get("nullable") and not t.get("nullable"):
-            raise mismatch(name, "nullable in the backup but not in the target")
-        if bool(f.get("is_partition_key")) != bool(t.get("is_partition_key")):
-            raise mismatch(name, "partition key in one and not in the other")
-    for name, t in have.items():
-        if any(f["name"] == name for f in meta["fields"]):
-            continue
-        if not (t.get("nullable") or "default_value" in t or t.get("is_function_output")):
-            raise mismatch(name, "the target requires it and the backup has no values for it")
-    if meta.get("enable_dynamic_field") and not desc.get("enable_dynamic_field"):
-        raise mismatch(META_FIELD, "the backup has a dynamic field and the target does not")
 
 
 def choose_method(
@@ -401,36 +345,3 @@ def plan_from_status(body: dict[str, Any], manifest: dict[str, Any], server: Ser
         body["restore_id"],
         prior=None,
     )
-
-
-def partition_key_count(meta: dict[str, Any]) -> int | None:
-    """Return the number of partitions to ask for on a partition-key collection.
-
-    Milvus names them ``_default_N``; Milvus Lite always makes 16 ``_pk_N`` (plus a ``_default``) and reports
-    17.
-    """
-    if not any(f.get("is_partition_key") for f in meta["fields"]):
-        return None
-    parts = meta.get("partitions") or []
-    keyed = [p for p in parts if re.fullmatch(r"_(default|pk)_\d+", p)]
-    if keyed:
-        return len(keyed)
-    n = meta.get("num_partitions")
-    return int(n) if n else None
-
-
-def index_params(idx: dict[str, Any]) -> dict[str, Any]:
-    """Return the build params of a captured index, flattened, without type and metric."""
-    params: dict[str, Any] = {}
-    for k, v in (idx.get("params") or {}).items():
-        if k == "params" and isinstance(v, dict):
-            params.update(v)
-        elif k not in ("index_type", "metric_type", "field_name", "index_name"):
-            params[k] = v
-    return params
-
-
-def metric(idx: dict[str, Any]) -> str | None:
-    """Return the metric of a captured index, ``None`` for scalar indexes."""
-    m = idx.get("metric_type")
-    return None if m in (None, "", "NONE") else str(m)

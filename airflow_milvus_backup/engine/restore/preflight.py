@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
-from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.restore.options import Method
 from airflow_milvus_backup.engine.restore.plan import Action
 
@@ -86,8 +85,8 @@ def verify_objects(ctx: Context, plan: Plan) -> None:
         try:
             digest, size = ctx.storage.sha256(key)
         except StorageNotFoundError:
-            raise missing_object(plan.backup, key, ctx.storage.description) from None
-        check_digest(plan.backup, key, digest, size, f, ctx.storage.description)
+            raise integrity.missing_object(plan.backup, key, ctx.storage.description) from None
+        integrity.check_digest(plan.backup, key, digest, size, f, ctx.storage.description)
 
     with ThreadPoolExecutor(ctx.parallelism * 2, thread_name_prefix="verify") as pool:
         for fut in [pool.submit(check, f) for f in jobs]:
@@ -101,22 +100,3 @@ def prior_done(plan: Plan, t: Target) -> list[str]:
         if c["target"] == t.target and t.action == Action.RESUME:
             return [k for k, f in c.get("files", {}).items() if f.get("state") == "done"]
     return []
-
-
-def check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any], where: str) -> None:
-    """Refuse a data object whose sha256 or size differs from its manifest entry."""
-    if digest != f.get("sha256") or size != f.get("size"):
-        raise IntegrityError(
-            f"Data object {key!r} of backup {backup!r} in {where} does not match its manifest (sha256 "
-            f"{digest[:16]}... vs {str(f.get('sha256'))[:16]}..., {human_bytes(size)} vs "
-            f"{human_bytes(int(f.get('size') or 0))}): it is corrupt or was changed. None of its rows were "
-            "restored; restore another backup (verify_backup checks them all)."
-        )
-
-
-def missing_object(backup: str, key: str, where: str) -> IntegrityError:
-    """Return the error for a data object missing from the backup."""
-    return IntegrityError(
-        f"Data object {key!r} of backup {backup!r} is missing from {where}: the backup is damaged. Restore "
-        "another backup, or run verify_backup to list every damaged object."
-    )

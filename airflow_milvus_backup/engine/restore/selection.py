@@ -21,7 +21,6 @@ from airflow_milvus_backup.engine.names import (
     validate_milvus_name,
 )
 from airflow_milvus_backup.engine.restore.context import qualified
-from airflow_milvus_backup.engine.storage import validate_key
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
@@ -66,7 +65,7 @@ def select_targets(
     pairs: list[Pair] = []
     seen: dict[tuple[str, str], str] = {}
     for db, coll in selection:
-        check_manifest_entry(name, by_source[(db, coll)])
+        mf.check_entry_names(name, by_source[(db, coll)])
         tdb, tname = map_target(db, coll, suffix=opts.collection_suffix, renames=renames, target_db=target_db)
         validate_milvus_name(tdb, "database")
         validate_milvus_name(tname, "collection")
@@ -102,32 +101,3 @@ def check_rename_sources(renames: Mapping[str, str], available: Mapping[str, lis
             raise CollectionNotFoundError(
                 f"collection_renames names {src!r}, which is not in {where}; check the name."
             )
-
-
-def check_manifest_entry(backup: str, meta: dict[str, Any]) -> None:
-    """Refuse a collection entry of a manifest whose names or keys break the rules, before anything is done.
-
-    A manifest written by this package passes; one edited by hand or copied in from elsewhere may name keys
-    with ``..`` or collections and partitions Milvus would refuse (or that would mean something else).
-    """
-    try:
-        validate_milvus_name(meta.get("db_name"), "database")
-        validate_milvus_name(meta.get("name"), "collection")
-        for p in meta.get("partitions") or []:
-            validate_milvus_name(p, "partition")
-        for part in meta.get("data") or []:
-            if part.get("partition") is not None:
-                validate_milvus_name(part["partition"], "partition")
-            for f in part.get("files") or []:
-                key = f.get("key")
-                if not isinstance(key, str) or not key.startswith(mf.DATA):
-                    raise InvalidArgumentError(
-                        f"Invalid storage key {key!r}: data objects are under {mf.DATA!r}."
-                    )
-                validate_key(f"{backup}/{key}")
-    except InvalidArgumentError as e:
-        source = f"{meta.get('db_name')}.{meta.get('name')}"
-        raise InvalidArgumentError(
-            f"{e} It is in the manifest of backup {backup!r} (collection {source!r}), which was damaged or "
-            "edited by hand; nothing was restored. Restore another backup, or run verify_backup."
-        ) from None

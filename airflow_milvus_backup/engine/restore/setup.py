@@ -9,6 +9,7 @@ restore that changed nothing leaves no state behind).
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
@@ -16,7 +17,6 @@ from airflow_milvus_backup.engine.errors import UnsupportedError
 from airflow_milvus_backup.engine.indexes import create_index
 from airflow_milvus_backup.engine.restore.capabilities import AUTO_ID_PROPERTY, VECTOR_TYPES
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
-from airflow_milvus_backup.engine.restore.plan import index_params, metric, partition_key_count
 from airflow_milvus_backup.engine.schema import build_schema
 
 if TYPE_CHECKING:
@@ -284,3 +284,36 @@ def rollback(
 def index_report(spec: dict[str, Any]) -> dict[str, Any]:
     """Return the part of an index spec the report shows."""
     return {k: spec[k] for k in ("index_name", "field_name", "index_type", "metric_type", "params")}
+
+
+def partition_key_count(meta: dict[str, Any]) -> int | None:
+    """Return the number of partitions to ask for on a partition-key collection.
+
+    Milvus names them ``_default_N``; Milvus Lite always makes 16 ``_pk_N`` (plus a ``_default``) and reports
+    17.
+    """
+    if not any(f.get("is_partition_key") for f in meta["fields"]):
+        return None
+    parts = meta.get("partitions") or []
+    keyed = [p for p in parts if re.fullmatch(r"_(default|pk)_\d+", p)]
+    if keyed:
+        return len(keyed)
+    n = meta.get("num_partitions")
+    return int(n) if n else None
+
+
+def index_params(idx: dict[str, Any]) -> dict[str, Any]:
+    """Return the build params of a captured index, flattened, without type and metric."""
+    params: dict[str, Any] = {}
+    for k, v in (idx.get("params") or {}).items():
+        if k == "params" and isinstance(v, dict):
+            params.update(v)
+        elif k not in ("index_type", "metric_type", "field_name", "index_name"):
+            params[k] = v
+    return params
+
+
+def metric(idx: dict[str, Any]) -> str | None:
+    """Return the metric of a captured index, ``None`` for scalar indexes."""
+    m = idx.get("metric_type")
+    return None if m in (None, "", "NONE") else str(m)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.names import DEFAULT_DB
-from airflow_milvus_backup.engine.restore.capabilities import ImportLocation, ServerInfo
+from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
 from airflow_milvus_backup.engine.restore.context import client_for
 from airflow_milvus_backup.engine.restore.plan import arguments_of, fingerprint_of, make_plan
 from airflow_milvus_backup.engine.restore.selection import select_targets
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
     from airflow_milvus_backup.engine.restore.plan import Plan
     from airflow_milvus_backup.engine.restore.selection import Pair
-    from airflow_milvus_backup.engine.storage import Storage
+    from airflow_milvus_backup.engine.storage import ImportLocation
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,6 @@ class TargetSnapshot:
     described: Mapping[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     import_location: ImportLocation | None = None
     storage: str = ""
-
-
-def import_location(storage: Storage) -> ImportLocation | None:
-    """Return where a Milvus bulk import can read ``storage`` from (its bucket and prefix), if anywhere.
-
-    The one place the restore asks a storage this.
-    """
-    from airflow_milvus_backup.engine.storage import S3Storage
-
-    if isinstance(storage, S3Storage):
-        return ImportLocation(storage.bucket, storage.root)
-    return None
 
 
 def server_info(client: MilvusClient, milvus: MilvusParams) -> ServerInfo:
@@ -97,7 +85,11 @@ def gather_snapshot(
         finally:
             c.close()
     return TargetSnapshot(
-        frozenset(existing_dbs), collections, described, import_location(ctx.storage), ctx.storage.description
+        frozenset(existing_dbs),
+        collections,
+        described,
+        ctx.storage.import_location(),
+        ctx.storage.description,
     )
 
 

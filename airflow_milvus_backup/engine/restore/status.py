@@ -163,7 +163,8 @@ class Status:
         if not self.lease.write(exclusive=exclusive) and exclusive:
             raise RestoreError(
                 f"Restore {self.id} already has a status object ({self.lease.key}); another process started "
-                "it at the same moment. Use another restore_id."
+                "it at the same moment. Use another restore_id.",
+                retryable=False,
             )
         self.lease.start_heartbeat()
 

@@ -77,7 +77,9 @@ def major_of(version: object, where: str) -> int:
         return version
     if isinstance(version, str) and version.split(".", 1)[0].isdigit():
         return int(version.split(".", 1)[0])
-    raise RestoreError(f"The status object {where} has an invalid format_version {version!r}.")
+    raise RestoreError(
+        f"The status object {where} has an invalid format_version {version!r}.", retryable=False
+    )
 
 
 def _enum(kind: type[_StrEnum], value: object, where: str) -> Any:
@@ -86,7 +88,8 @@ def _enum(kind: type[_StrEnum], value: object, where: str) -> Any:
     except ValueError:
         raise RestoreError(
             f"The status object {where} has an unknown {kind.__name__} {value!r}; it was written by a newer "
-            "airflow-milvus-backup (upgrade to read it) or damaged."
+            "airflow-milvus-backup (upgrade to read it) or damaged.",
+            retryable=False,
         ) from None
 
 
@@ -298,13 +301,14 @@ class RestoreStatus:
         if not where and isinstance(doc, dict) and doc.get("_key"):
             where = repr(doc["_key"])
         if not cls.is_status(doc):
-            raise RestoreError(f"The status object {where} is not a restore status.")
+            raise RestoreError(f"The status object {where} is not a restore status.", retryable=False)
         version = doc.get("format_version", FORMAT_VERSION)
         if major_of(version, where) > FORMAT_VERSION:
             raise RestoreError(
                 f"The status object {where} was written in format version {version!r}; this "
                 f"airflow-milvus-backup reads version {FORMAT_VERSION}. Upgrade airflow-milvus-backup to "
-                "read or resume that restore."
+                "read or resume that restore.",
+                retryable=False,
             )
         known = {f.name for f in fields(cls)} - {"lease", "extra"}
         scalar = known - {"collections", "state", "cancelled", "imported", "seconds"}
@@ -321,7 +325,9 @@ class RestoreStatus:
                 extra=_split(doc, known | set(LEASE_KEYS) | {"_key"}),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise RestoreError(f"The status object {where} is not a restore status ({e!r}).") from None
+            raise RestoreError(
+                f"The status object {where} is not a restore status ({e!r}).", retryable=False
+            ) from None
 
     def to_json(self) -> dict[str, Any]:
         """Return the status' JSON: every key of the previous layout, plus ``format_version``."""

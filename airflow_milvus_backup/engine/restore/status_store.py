@@ -64,7 +64,9 @@ def read_status(ctx: Context, name: str, restore_id: str) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError:
-        raise RestoreError(f"The status object {key!r} is not valid JSON; it was damaged.") from None
+        raise RestoreError(
+            f"The status object {key!r} is not valid JSON; it was damaged.", retryable=False
+        ) from None
     RestoreStatus.from_json(body, repr(key))
     return dict(body)
 
