@@ -12,12 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import boto3
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import Conns, hello_milvus, run_dag
 from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import (
@@ -31,11 +29,13 @@ from airflow_milvus_backup.engine.arguments import count, directory, duration, s
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 from airflow_milvus_backup.operators import MilvusBackupRetentionOperator, MilvusRestoreOperator
+from tests.support import airflow_env
+from tests.support.airflow_env import Conns, hello_milvus, run_dag
 
 if TYPE_CHECKING:
-    from servers import S3Server
+    from tests.support.s3 import S3Server
 
-pytest_plugins = ["airflow_env"]
+pytest_plugins = ["tests.support.airflow_env"]
 pytestmark = pytest.mark.timeout(300)
 
 

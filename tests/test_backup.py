@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datagen import canon_rows, full_lite_collection, read_backup_rows, source_rows
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -28,6 +26,8 @@ from airflow_milvus_backup.engine import (
     ownership,
 )
 from airflow_milvus_backup.engine.schema import capture_field
+from tests.support.datagen import canon_rows, full_lite_collection, read_backup_rows, source_rows
+from tests.support.lite import open_client
 
 
 def simple_collection(

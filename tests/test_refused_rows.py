@@ -13,14 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusConnectionError, MilvusParams
 from airflow_milvus_backup.engine import manifest as mf
@@ -28,6 +26,7 @@ from airflow_milvus_backup.engine.errors import MilvusBackupError
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.storage import file_sha256
 from airflow_milvus_backup.exceptions import to_airflow_error
+from tests.support.lite import open_client
 
 pytestmark = pytest.mark.timeout(300)
 

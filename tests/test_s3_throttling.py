@@ -20,20 +20,20 @@ import boto3
 import numpy as np
 import pytest
 from botocore.config import Config
-from faultproxy import Fault, FaultProxy
 from pymilvus import DataType, MilvusClient
 
 from airflow_milvus_backup.engine import BackupEngine, MilvusParams, S3Storage, StorageNotFoundError
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.s3errors import is_retryable_answer
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.s3 import ROOT
 
 if TYPE_CHECKING:
-    from servers import S3Server
+    from tests.support.s3 import S3Server
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = "backups"
 MB = 1024 * 1024
 READ_TIMEOUT = 2.0
 

@@ -23,20 +23,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import numpy as np
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import Conns, milvus_conn_json, run_dag, task_states, xcoms
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, BackupNotFoundError, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.names import map_target
 from airflow_milvus_backup.engine.restore import RestoreEngine
+from tests.support import airflow_env
+from tests.support.airflow_env import Conns, milvus_conn_json, run_dag, task_states, xcoms
+from tests.support.lite import open_client
 
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
+pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
 
 pytestmark = pytest.mark.timeout(300)
 

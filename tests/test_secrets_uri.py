@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, free_port, open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusConnectionError, MilvusParams
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.uri import display_address, split_uri
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import free_port
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -152,10 +153,10 @@ def test_password_in_the_uri_appears_nowhere_in_a_backup_and_restore(
 
 
 def test_password_in_a_connection_host_is_masked_by_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
     from airflow.sdk._shared.secrets_masker import redact
 
     from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     for i, host in enumerate(
         (f"http://backup_user:{PASSWORD}@milvus.example", f"backup_user:{PASSWORD}@milvus.example")

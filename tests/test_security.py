@@ -23,10 +23,8 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-import servers
 from botocore.config import Config
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, free_port, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -43,27 +41,17 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.client import connect
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup, verify_restore
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import free_port, plain_spawn
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server
 
 pytestmark = pytest.mark.timeout(240)
 
-FAST_RCLONE = ["--dir-cache-time", "1ms"]  # see test_faults.py
-ROOT = "backups"
 MILVUS_PASSWORD = "Mv-Secr3t-pw-71c9e0aa42"
 MILVUS_TOKEN = "mvtok-secret-5d2b8e7f-c041"
 S3_SECRET = "s3-secret-key-9f8e7d6c5b4a"
 SESSION_TOKEN = "FwoGZXIvYXdzsessiontoken-0a1b2c3d4e5f"
 SECRETS = (MILVUS_PASSWORD, MILVUS_TOKEN, S3_SECRET, SESSION_TOKEN)
-
-
-@contextlib.contextmanager
-def plain_spawn():
-    """Start servers without servers.py's preexec_fn (see test_faults.plain_spawn)."""
-    original = servers._pdeathsig_preexec
-    servers._pdeathsig_preexec = lambda: None
-    try:
-        yield
-    finally:
-        servers._pdeathsig_preexec = original
 
 
 @pytest.fixture(scope="module")
@@ -201,9 +189,8 @@ def test_operator_xcom_and_task_log_hold_no_secret(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
-
     from airflow_milvus_backup.operators import MilvusBackupOperator, MilvusRestoreOperator
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     caplog.set_level(logging.DEBUG, logger="airflow_milvus_backup")
     client = open_client(milvus_lite_server.uri)
@@ -509,11 +496,11 @@ def tls_milvus(tmp_path_factory: pytest.TempPathFactory, milvus_lite_server: Mil
 def test_tls_settings_reach_the_milvus_client(
     tls_milvus: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
     from airflow.sdk import Connection
 
     from airflow_milvus_backup.hooks.backup_config import load_backup_config
     from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook, milvus_params_from_connection
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     uri, cert = tls_milvus["uri"], tls_milvus["cert"]
     tls = MilvusParams(uri=uri, secure=True, server_pem_path=cert, server_name="milvus.test", timeout=5)
