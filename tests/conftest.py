@@ -18,10 +18,9 @@ Function-scoped:
 * ``lite_client`` - a ``pymilvus.MilvusClient(lite_uri)``, closed after the test.
 
 Test modules import the servers and helpers from :mod:`tests.support` (``from tests.support.s3 import
-S3Server``). This conftest imports :mod:`tests.support.airflow_env` before any test module is collected,
-so ``AIRFLOW_HOME`` points at a temporary directory before anything imports Airflow; the Airflow fixtures
-(``airflow_db``, ``airflow_conns``) come from ``pytest_plugins = ["tests.support.airflow_env"]`` in the
-modules that use them.
+S3Server``). The Airflow fixtures (``airflow_db``, ``airflow_conns``) are those of the plugin
+:mod:`tests.support.airflow_env`, registered here: that also imports it before any test module is
+collected, so ``AIRFLOW_HOME`` points at a temporary directory before anything imports Airflow.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-from tests.support import airflow_env  # noqa: F401 - first: sets AIRFLOW_HOME before any test imports Airflow
 from tests.support.lite import MilvusLiteServer
 from tests.support.milvus235 import Milvus235Server
 from tests.support.process import ProcessServer
@@ -42,6 +40,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from pymilvus import MilvusClient
+
+# its fixtures airflow_db and airflow_conns; importing it sets AIRFLOW_HOME before any test imports Airflow
+pytest_plugins = ["tests.support.airflow_env"]
 
 _Server = TypeVar("_Server", bound=ProcessServer)
 

@@ -11,8 +11,6 @@ import pytest
 
 from tests.support.airflow_env import MILVUS_PASSWORD, MILVUS_TOKEN, airflow_cli, release_lite
 
-pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
-
 
 @pytest.mark.timeout(600)
 def test_airflow_cli_lists_the_provider_and_adds_and_tests_a_milvus_connection(

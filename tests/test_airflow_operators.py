@@ -40,8 +40,6 @@ from tests.support.airflow_env import (
 )
 from tests.support.lite import open_client
 
-pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
-
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 

@@ -46,7 +46,7 @@ from airflow_milvus_backup.engine.verify import verify_backup
 from tests.support.lite import MilvusLiteServer, open_client
 from tests.support.milvus235 import Milvus235Server
 from tests.support.process import free_port, plain_spawn, silent_listener
-from tests.support.s3 import FAST_RCLONE, ROOT, S3Server
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server, boto_client
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,22 +60,8 @@ def quick_client(server: Any, **kw: Any) -> Any:
 
 
 def s3_client(endpoint: str, key: str = "k", secret: str = "s") -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=1,
-            read_timeout=2,
-            retries={"max_attempts": 1, "mode": "standard"},
-        ),
-    )
+    quick = {"connect_timeout": 1, "read_timeout": 2, "retries": {"max_attempts": 1, "mode": "standard"}}
+    return boto_client(endpoint, key, secret, **quick)
 
 
 # ---------------------------------------------------------------------------------------------- environment

@@ -22,8 +22,6 @@ from tests.support.airflow_env import (
     xcoms,
 )
 
-pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
-
 EXAMPLE_DAGS = {"milvus_nightly_backup", "milvus_restore_drill", "milvus_restore"}
 
 

@@ -44,6 +44,7 @@ from airflow_milvus_backup.engine import (
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.datagen import create_vector_collection
 from tests.support.lite import MilvusLiteServer, open_client
 from tests.support.process import plain_spawn
 from tests.support.s3 import FAST_RCLONE, ROOT, S3Server
@@ -96,13 +97,7 @@ def s3_storage(server: S3Server, bucket: str, cls: type[S3Storage] = S3Storage, 
 def make_collection(
     client: MilvusClient, name: str, rows: int = 1200, partitions: tuple[str, ...] = ("p1",)
 ) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=8)
-    s.add_field("tag", DataType.VARCHAR, max_length=32)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=8, fields=[("tag", DataType.VARCHAR, {"max_length": 32})])
     for p in partitions:
         client.create_partition(name, p)
     rng = np.random.default_rng(len(name) + rows)

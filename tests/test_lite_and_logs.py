@@ -37,8 +37,6 @@ from tests.support.airflow_env import (
 )
 from tests.support.lite import open_client
 
-pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
-
 pytestmark = pytest.mark.timeout(600)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -38,7 +38,6 @@ from tests.support.airflow_env import hello_milvus, run_dag, task_states, xcoms
 if TYPE_CHECKING:
     from tests.support.airflow_env import Conns
 
-pytest_plugins = ["tests.support.airflow_env"]
 pytestmark = pytest.mark.timeout(300)
 
 #: What other people keep next to backups on a shared disk or bucket.

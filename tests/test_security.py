@@ -20,11 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-from botocore.config import Config
-from pymilvus import DataType, MilvusClient
+from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -41,9 +39,10 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.client import connect
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup, verify_restore
+from tests.support.datagen import create_vector_collection
 from tests.support.lite import MilvusLiteServer, open_client
 from tests.support.process import free_port, plain_spawn
-from tests.support.s3 import FAST_RCLONE, ROOT, S3Server
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server, boto_client
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -66,20 +65,15 @@ def s3(tmp_path_factory: pytest.TempPathFactory):
 
 
 def s3_client(server: S3Server, *, secret: str = S3_SECRET, token: str | None = None, **config: Any) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=1,
-            read_timeout=5,
-            retries={"max_attempts": 1, "mode": "standard"},
-            **config,
-        ),
+    return boto_client(
+        server.endpoint_url,
+        server.access_key,
+        secret,
+        session_token=token,
+        connect_timeout=1,
+        read_timeout=5,
+        retries={"max_attempts": 1, "mode": "standard"},
+        **config,
     )
 
 
@@ -88,12 +82,7 @@ def new_bucket(server: S3Server) -> str:
 
 
 def make_collection(client: MilvusClient, name: str, rows: int = 300) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=8)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=8, dynamic=True)
     rng = np.random.default_rng(1)
     client.insert(
         name,

@@ -1,12 +1,11 @@
 """Shared Airflow test setup: a temporary AIRFLOW_HOME with SQLite, migrated once per session.
 
 Import this module before anything imports Airflow (it sets ``AIRFLOW_HOME`` and friends in ``os.environ``
-at import time; Airflow reads them once, when it is first imported). Test modules import the fixtures they
-use from here::
+at import time; Airflow reads them once, when it is first imported). ``tests/conftest.py`` registers it as a
+plugin (``pytest_plugins``), so its fixtures ``airflow_db`` and ``airflow_conns`` serve every test module and
+it is imported before any of them; a child process imports it first itself::
 
     from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
-
-    pytest_plugins = ["tests.support.airflow_env"]  # its fixtures: airflow_db, airflow_conns
 
 Connections are ``AIRFLOW_CONN_*`` environment variables (JSON): outside a running task, and in triggers
 run by ``dag.test()``, they are the only place Airflow looks.

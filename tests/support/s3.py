@@ -24,6 +24,28 @@ FAST_RCLONE = ["--dir-cache-time", "1ms"]
 ROOT = "backups"
 
 
+def boto_client(
+    endpoint_url: str, access_key: str, secret_key: str, *, session_token: str | None = None, **config: Any
+) -> Any:
+    """Return a boto3 S3 client on ``endpoint_url`` (us-east-1, path-style addressing).
+
+    :param session_token: an STS session token, if any.
+    :param config: botocore ``Config`` settings (``connect_timeout``, ``read_timeout``, ``retries``, ...).
+    """
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
+        region_name="us-east-1",
+        config=Config(**{"s3": {"addressing_style": "path"}, **config}),
+    )
+
+
 class _S3Mixin:
     """boto3 helpers shared by the S3 servers."""
 
@@ -37,25 +59,14 @@ class _S3Mixin:
 
     def client(self, **config: Any) -> Any:
         """A boto3 S3 client for this server (us-east-1, path-style addressing, few retries)."""
-        import boto3
-        from botocore.config import Config
-
         settings: dict[str, Any] = {
-            "s3": {"addressing_style": "path"},
             "signature_version": "s3v4",
             "connect_timeout": 5,
             "read_timeout": 60,
             "retries": {"max_attempts": 2, "mode": "standard"},
         }
         settings.update(config)
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-            region_name="us-east-1",
-            config=Config(**settings),
-        )
+        return boto_client(self.endpoint_url, self.access_key, self.secret_key, **settings)
 
     def _probe_client(self) -> Any:
         return self.client(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
