@@ -3,7 +3,7 @@
     .venv/bin/python bench/run.py [--rows 100000] [--dim 768] [--servers lite,235] [--skip-restore]
 
 Starts an S3 server (rclone), a Milvus Lite server and a Milvus 2.3.5 standalone (whose storage is that S3
-server) on 127.0.0.1 with the test fixtures (``tests/servers.py``), creates a collection (INT64 key, float
+server) on 127.0.0.1 with the test fixtures (``tests/support/``), creates a collection (INT64 key, float
 vector, VARCHAR, JSON; 4 partitions) on each, and measures:
 
 * the write limit: a bare batched ``MilvusClient.insert`` of the rows, vs a restore by insert;
@@ -40,13 +40,15 @@ from typing import Any
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script: the repository root, for tests.support
 sys.path.insert(0, str(HERE))
 
 import psutil  # noqa: E402
 from _tasks import logical_bytes  # noqa: E402
-from servers import Milvus235Server, MilvusLiteServer, S3Server  # noqa: E402
+
+from tests.support.lite import MilvusLiteServer  # noqa: E402
+from tests.support.milvus235 import Milvus235Server  # noqa: E402
+from tests.support.s3 import S3Server  # noqa: E402
 
 # Milvus 2.3.5 stores its data in this bucket; backups go beside it, so that bulk import can read them.
 BUCKET = "milvus-data"

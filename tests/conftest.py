@@ -1,12 +1,12 @@
-"""Pytest fixtures that start real servers (see servers.py).
+"""Pytest fixtures that start real servers (see :mod:`tests.support`).
 
 Session-scoped servers (each is started on first use and stopped at session end):
 
-* ``s3_server``          - :class:`servers.S3Server` (rclone serve s3) shared by the session.
-* ``moto_server``        - :class:`servers.MotoS3Server` (in-memory moto S3).
-* ``milvus_lite_server`` - :class:`servers.MilvusLiteServer` (``milvus-lite server`` over gRPC).
-* ``milvus235``          - :class:`servers.Milvus235Server`, a real Milvus 2.3.5 standalone. It stores its
-  data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
+* ``s3_server``          - :class:`tests.support.s3.S3Server` (rclone serve s3) shared by the session.
+* ``moto_server``        - :class:`tests.support.s3.MotoS3Server` (in-memory moto S3).
+* ``milvus_lite_server`` - :class:`tests.support.lite.MilvusLiteServer` (``milvus-lite server`` over gRPC).
+* ``milvus235``          - :class:`tests.support.milvus235.Milvus235Server`, a real Milvus 2.3.5 standalone.
+  It stores its data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
   ``milvus235.root_path``), not on ``s3_server``: fault tests may stop/restart ``s3_server`` (or
   ``milvus235.s3``) without one breaking the other, and backup buckets stay free of Milvus' own files.
 
@@ -17,61 +17,61 @@ Function-scoped:
   released after the test.
 * ``lite_client`` - a ``pymilvus.MilvusClient(lite_uri)``, closed after the test.
 
-Test modules can ``import servers`` (this directory is on sys.path).
+Test modules import the servers and helpers from :mod:`tests.support` (``from tests.support.s3 import
+S3Server``). The Airflow fixtures (``airflow_db``, ``airflow_conns``) are those of the plugin
+:mod:`tests.support.airflow_env`, registered here: that also imports it before any test module is
+collected, so ``AIRFLOW_HOME`` points at a temporary directory before anything imports Airflow.
 """
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from servers import Milvus235Server, MilvusLiteServer, MotoS3Server, S3Server  # noqa: E402
+from tests.support.lite import MilvusLiteServer
+from tests.support.milvus235 import Milvus235Server
+from tests.support.process import ProcessServer
+from tests.support.s3 import MotoS3Server, S3Server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from pymilvus import MilvusClient
+
+# its fixtures airflow_db and airflow_conns; importing it sets AIRFLOW_HOME before any test imports Airflow
+pytest_plugins = ["tests.support.airflow_env"]
+
+_Server = TypeVar("_Server", bound=ProcessServer)
+
+
+def _serve(server: _Server) -> Iterator[_Server]:
+    """Start server, yield it, and stop it afterwards (also when the start fails half way)."""
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """An rclone S3 server on 127.0.0.1 (data in a session temp dir), stopped at session end."""
-    server = S3Server(tmp_path_factory.mktemp("s3-server"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(S3Server(tmp_path_factory.mktemp("s3-server")))
 
 
 @pytest.fixture(scope="session")
 def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Server]:
     """A moto S3 server on 127.0.0.1, stopped at session end."""
-    server = MotoS3Server(tmp_path_factory.mktemp("moto-server"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(MotoS3Server(tmp_path_factory.mktemp("moto-server")))
 
 
 @pytest.fixture(scope="session")
 def milvus_lite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
     """A ``milvus-lite server`` on 127.0.0.1 (``.uri``), stopped at session end."""
-    server = MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite-server"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    yield from _serve(MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite-server")))
 
 
 @pytest.fixture(scope="session")

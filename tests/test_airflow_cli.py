@@ -7,11 +7,9 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
-from airflow_env import MILVUS_PASSWORD, MILVUS_TOKEN, airflow_cli, release_lite
 
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
+from tests.support.airflow_env import MILVUS_PASSWORD, MILVUS_TOKEN, airflow_cli, release_lite
 
 
 @pytest.mark.timeout(600)

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pendulum
 import pytest
 from airflow.sdk import DAG

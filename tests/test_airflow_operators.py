@@ -13,11 +13,20 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import (
+
+from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+from airflow_milvus_backup.operators import (
+    MilvusBackupOperator,
+    MilvusBackupRetentionOperator,
+    MilvusRestoreOperator,
+    backup_asset,
+)
+from airflow_milvus_backup.sensors import MilvusBackupSensor
+from tests.support import airflow_env
+from tests.support.airflow_env import (
     AIRFLOW_HOME,
     Conns,
     assert_no_secrets,
@@ -29,18 +38,7 @@ from airflow_env import (
     task_states,
     xcoms,
 )
-from servers import open_client
-
-from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
-from airflow_milvus_backup.operators import (
-    MilvusBackupOperator,
-    MilvusBackupRetentionOperator,
-    MilvusRestoreOperator,
-    backup_asset,
-)
-from airflow_milvus_backup.sensors import MilvusBackupSensor
-
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
+from tests.support.lite import open_client
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

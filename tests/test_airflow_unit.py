@@ -12,11 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
 from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-from airflow_env import MILVUS_PASSWORD, MILVUS_TOKEN
 
 from airflow_milvus_backup.engine import errors as engine_errors
 from airflow_milvus_backup.exceptions import (
@@ -35,6 +33,7 @@ from airflow_milvus_backup.operators.base import as_bool, as_mapping, as_name_li
 from airflow_milvus_backup.operators.restore import MilvusRestoreOperator
 from airflow_milvus_backup.sensors.backup import MilvusBackupSensor
 from airflow_milvus_backup.triggers import MilvusBackupTrigger, MilvusRestoreTrigger
+from tests.support.airflow_env import MILVUS_PASSWORD, MILVUS_TOKEN
 
 
 # ------------------------------------------------------------------------------------------ registration

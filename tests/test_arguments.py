@@ -12,12 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import boto3
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import Conns, hello_milvus, run_dag
 from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import (
@@ -31,11 +29,13 @@ from airflow_milvus_backup.engine.arguments import count, directory, duration, s
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 from airflow_milvus_backup.operators import MilvusBackupRetentionOperator, MilvusRestoreOperator
+from tests.support import airflow_env
+from tests.support.airflow_env import Conns, hello_milvus, run_dag
+from tests.support.datagen import create_vector_collection
 
 if TYPE_CHECKING:
-    from servers import S3Server
+    from tests.support.s3 import S3Server
 
-pytest_plugins = ["airflow_env"]
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -79,14 +79,7 @@ def test_seconds_and_directory(tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------------- the engine
 def make_collection(client: MilvusClient, name: str) -> None:
-    from pymilvus import DataType
-
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=4)
     client.insert(name, [{"id": i, "vec": [0.1, 0.2, 0.3, float(i)]} for i in range(50)])
 
 

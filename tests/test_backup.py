@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datagen import canon_rows, full_lite_collection, read_backup_rows, source_rows
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -28,18 +26,20 @@ from airflow_milvus_backup.engine import (
     ownership,
 )
 from airflow_milvus_backup.engine.schema import capture_field
+from tests.support.datagen import (
+    canon_rows,
+    create_vector_collection,
+    full_lite_collection,
+    read_backup_rows,
+    source_rows,
+)
+from tests.support.lite import open_client
 
 
 def simple_collection(
     client: MilvusClient, name: str, rows: int = 100, dim: int = 8, partitions: tuple[str, ...] = ()
 ) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
-    s.add_field("name", DataType.VARCHAR, max_length=64)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=dim, fields=[("name", DataType.VARCHAR, {"max_length": 64})])
     for p in partitions:
         client.create_partition(name, p)
     targets = ["_default", *partitions]

@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine.insert import BatchInserter
+from tests.support.lite import open_client
 
 ROWS = 200_000
 DIM = 768

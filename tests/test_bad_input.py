@@ -7,9 +7,7 @@ private Milvus 2.3.5 with authorization enabled.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -19,9 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import servers
 from pymilvus import DataType, MilvusClient
-from servers import Milvus235Server, MilvusLiteServer, S3Server, free_port, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -47,23 +43,14 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import MilvusAuthenticationError
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.milvus235 import Milvus235Server
+from tests.support.process import free_port, plain_spawn, silent_listener
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server, boto_client
 
 pytestmark = pytest.mark.timeout(240)
 
-FAST_RCLONE = ["--dir-cache-time", "1ms"]  # see test_faults.py
-ROOT = "backups"
 P = f"bi{uuid.uuid4().hex[:6]}_"  # prefix of this module's collections on the shared Milvus Lite server
-
-
-@contextlib.contextmanager
-def plain_spawn():
-    """Start servers without servers.py's preexec_fn (see test_faults.plain_spawn)."""
-    original = servers._pdeathsig_preexec
-    servers._pdeathsig_preexec = lambda: None
-    try:
-        yield
-    finally:
-        servers._pdeathsig_preexec = original
 
 
 def quick_client(server: Any, **kw: Any) -> Any:
@@ -73,34 +60,8 @@ def quick_client(server: Any, **kw: Any) -> Any:
 
 
 def s3_client(endpoint: str, key: str = "k", secret: str = "s") -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=1,
-            read_timeout=2,
-            retries={"max_attempts": 1, "mode": "standard"},
-        ),
-    )
-
-
-@contextlib.contextmanager
-def silent_listener():
-    """A port that accepts TCP connections and never answers (a hung server)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
+    quick = {"connect_timeout": 1, "read_timeout": 2, "retries": {"max_attempts": 1, "mode": "standard"}}
+    return boto_client(endpoint, key, secret, **quick)
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -271,9 +232,8 @@ class Case:
 
 def _hook_yaml(text: str) -> Callable[[Env], Any]:
     def call(env: Env) -> Any:
-        import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
-
         from airflow_milvus_backup.hooks.backup_config import load_backup_config
+        from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
         path = env.tmp / "yaml" / "backup.yaml"
         path.parent.mkdir(exist_ok=True)

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
-from airflow_env import (
+
+from tests.support.airflow_env import (
     DAGS_FOLDER,
     MILVUS_PASSWORD,
     MILVUS_TOKEN,
@@ -21,8 +21,6 @@ from airflow_env import (
     release_lite,
     xcoms,
 )
-
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
 
 EXAMPLE_DAGS = {"milvus_nightly_backup", "milvus_restore_drill", "milvus_restore"}
 

@@ -9,7 +9,6 @@ private Milvus Lite server for the tests that stop Milvus, and the session Milvu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -26,9 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import servers
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -47,33 +44,15 @@ from airflow_milvus_backup.engine import (
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.datagen import create_vector_collection
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import plain_spawn
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server
 
 pytestmark = pytest.mark.timeout(240)
 
-#: rclone's ``--dir-cache-time 0s`` makes it spin and take seconds per list/delete after the first write;
-#: 1 ms keeps objects visible at once without that (see the report on tests/servers.py).
-FAST_RCLONE = ["--dir-cache-time", "1ms"]
-ROOT = "backups"
-
 
 # ------------------------------------------------------------------------------------------------- fixtures
-@contextlib.contextmanager
-def plain_spawn():
-    """Start servers without servers.py's ``preexec_fn`` (PR_SET_PDEATHSIG).
-
-    A ``preexec_fn`` makes Python fork instead of vfork; once gRPC (pymilvus) runs in this process, about one
-    such child in eight aborts (SIGABRT in gRPC's fork handler) before it execs. These tests start and restart
-    servers after pymilvus is in use, so they spawn them plainly; ``stop()`` and the atexit hook still stop
-    them.
-    """
-    original = servers._pdeathsig_preexec
-    servers._pdeathsig_preexec = lambda: None
-    try:
-        yield
-    finally:
-        servers._pdeathsig_preexec = original
-
-
 def start(server: Any) -> None:
     with plain_spawn():
         server.ensure_started()
@@ -118,13 +97,7 @@ def s3_storage(server: S3Server, bucket: str, cls: type[S3Storage] = S3Storage, 
 def make_collection(
     client: MilvusClient, name: str, rows: int = 1200, partitions: tuple[str, ...] = ("p1",)
 ) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=8)
-    s.add_field("tag", DataType.VARCHAR, max_length=32)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=8, fields=[("tag", DataType.VARCHAR, {"max_length": 32})])
     for p in partitions:
         client.create_partition(name, p)
     rng = np.random.default_rng(len(name) + rows)
@@ -739,9 +712,8 @@ class _BlockingStorage(S3Storage):
 def test_retention_keeps_the_newest_backup_and_any_backup_a_running_restore_reads(
     s3: S3Server, milvus_lite_server: MilvusLiteServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
-
     from airflow_milvus_backup.operators import MilvusBackupRetentionOperator
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     client = open_client(milvus_lite_server.uri)
     coll = f"retained_{uuid.uuid4().hex[:6]}"

@@ -24,11 +24,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from datagen import read_backup_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, InvalidArgumentError, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.filters import (
@@ -43,6 +41,8 @@ from airflow_milvus_backup.engine.filters import (
 )
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_restore
+from tests.support.datagen import read_backup_rows
+from tests.support.lite import open_client
 
 TRICKY = ['"', "'", "\\", "\\n", "\\u0041", "\\x41", "\\0", "\n", "\r", "\t", "\x00", "\x01", "\x1b", "\x7f"]
 TRICKY += ["\u2028", "\ufeff", "é", "😀", "{", "}", "[", "]", "?", " ", "a", "z", "0", "\U0010ffff"]

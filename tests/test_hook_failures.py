@@ -5,15 +5,11 @@ The hung endpoint is real: a TCP server on 127.0.0.1 that accepts connections an
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -24,20 +20,9 @@ from airflow_milvus_backup.exceptions import (
     to_airflow_error,
 )
 from airflow_milvus_backup.hooks.milvus_backup import S3_CLIENT_DEFAULTS, MilvusBackupHook
+from tests.support.process import silent_listener
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@contextlib.contextmanager
-def silent_listener() -> Iterator[int]:
-    """Yield the port of a server that accepts TCP connections and never answers (a hung S3)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
 
 
 def aws_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, endpoint: str, **extra: Any) -> None:

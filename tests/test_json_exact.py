@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import canonical_value, verify_restore
+from tests.support.lite import open_client
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -20,16 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pytest
-from airflow_env import (
-    ENV,
-    airflow_cli,
-    hello_milvus,
-    milvus_conn_json,
-    release_lite,
-)
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams, RestoreEngine
 from airflow_milvus_backup.engine.errors import MilvusConnectionError, MilvusLiteLockedError
@@ -37,8 +28,14 @@ from airflow_milvus_backup.engine.indexes import index_state
 from airflow_milvus_backup.engine.lite import lock_holders_from_proc_locks, locked_message
 from airflow_milvus_backup.engine.pymilvus_logs import PymilvusLogRouter, route
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
-
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
+from tests.support.airflow_env import (
+    ENV,
+    airflow_cli,
+    hello_milvus,
+    milvus_conn_json,
+    release_lite,
+)
+from tests.support.lite import open_client
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -69,7 +66,7 @@ class Holder:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
-            cwd=str(REPO / "tests"),
+            cwd=str(REPO),
         )
         assert self.proc.stdout is not None
         lines = []
@@ -135,7 +132,7 @@ def test_test_connection_in_a_process_that_stays_leaves_the_file_free_for_a_back
     lite = str(tmp_path / "api.db")
     make_lite(lite)
     code = """
-        import airflow_env
+        from tests.support import airflow_env
         from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
         print(MilvusBackupHook().test_connection(), flush=True)
     """

@@ -13,14 +13,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusConnectionError, MilvusParams
 from airflow_milvus_backup.engine import manifest as mf
@@ -28,20 +26,19 @@ from airflow_milvus_backup.engine.errors import MilvusBackupError
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.storage import file_sha256
 from airflow_milvus_backup.exceptions import to_airflow_error
+from tests.support.datagen import create_vector_collection
+from tests.support.lite import open_client
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def make_collection(client: MilvusClient, name: str, rows: int = 100) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
     # a field name with "auth" in it: the old classifier read any message naming it as a refused login
-    s.add_field("auth_code", DataType.VARCHAR, max_length=8)
-    s.add_field("title", DataType.VARCHAR, max_length=64)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    fields = [
+        ("auth_code", DataType.VARCHAR, {"max_length": 8}),
+        ("title", DataType.VARCHAR, {"max_length": 64}),
+    ]
+    create_vector_collection(client, name, dim=4, fields=fields)
     rng = np.random.default_rng(5)
     client.insert(
         name,

@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from datagen import canon_rows, full_lite_collection, source_rows
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -35,6 +33,8 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.schema import capture_collection, primary_field
 from airflow_milvus_backup.engine.verify import verify_restore
+from tests.support.datagen import canon_rows, full_lite_collection, source_rows
+from tests.support.lite import open_client
 
 REPO = Path(__file__).resolve().parent.parent
 

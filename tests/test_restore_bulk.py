@@ -9,9 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from datagen import canon_rows, source_rows
 from pymilvus import DataType, MilvusClient
-from servers import open_client
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -22,6 +20,8 @@ from airflow_milvus_backup.engine import (
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.schema import primary_field
 from airflow_milvus_backup.engine.verify import verify_restore
+from tests.support.datagen import canon_rows, source_rows
+from tests.support.lite import open_client
 
 pytestmark = pytest.mark.milvus235
 

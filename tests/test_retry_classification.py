@@ -11,7 +11,6 @@ import inspect
 import socket
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import grpc
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException

@@ -16,24 +16,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import numpy as np
 import pytest
-from botocore.config import Config
-from faultproxy import Fault, FaultProxy
 from pymilvus import DataType, MilvusClient
 
 from airflow_milvus_backup.engine import BackupEngine, MilvusParams, S3Storage, StorageNotFoundError
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.s3errors import is_retryable_answer
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.faultproxy import Fault, FaultProxy
+from tests.support.s3 import ROOT, boto_client
 
 if TYPE_CHECKING:
-    from servers import S3Server
+    from tests.support.s3 import S3Server
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = "backups"
 MB = 1024 * 1024
 READ_TIMEOUT = 2.0
 
@@ -45,18 +43,13 @@ def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
 
 
 def storage_via(proxy: FaultProxy, s3: S3Server, bucket: str, **kwargs: Any) -> S3Storage:
-    client = boto3.client(
-        "s3",
-        endpoint_url=proxy.url,
-        aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=2,
-            read_timeout=READ_TIMEOUT,
-            retries={"total_max_attempts": 2, "mode": "standard"},
-        ),
+    client = boto_client(
+        proxy.url,
+        s3.access_key,
+        s3.secret_key,
+        connect_timeout=2,
+        read_timeout=READ_TIMEOUT,
+        retries={"total_max_attempts": 2, "mode": "standard"},
     )
     return S3Storage(
         client,

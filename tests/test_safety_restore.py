@@ -23,32 +23,26 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import numpy as np
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import Conns, milvus_conn_json, run_dag, task_states, xcoms
-from pymilvus import DataType, MilvusClient
-from servers import open_client
+from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import BackupEngine, BackupNotFoundError, LocalStorage, MilvusParams
 from airflow_milvus_backup.engine.names import map_target
 from airflow_milvus_backup.engine.restore import RestoreEngine
-
-pytest_plugins = ["airflow_env"]  # its fixtures: airflow_db, airflow_conns
+from tests.support import airflow_env
+from tests.support.airflow_env import Conns, milvus_conn_json, run_dag, task_states, xcoms
+from tests.support.datagen import create_vector_collection
+from tests.support.lite import open_client
 
 pytestmark = pytest.mark.timeout(300)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
 def make_collection(client: MilvusClient, name: str, rows: int, first_pk: int = 0) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=4)
     add_rows(client, name, first_pk, rows)
 
 

@@ -15,11 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 import pendulum
 import pytest
 from airflow.sdk import DAG
-from airflow_env import hello_milvus, run_dag, task_states, xcoms
 from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import (
@@ -35,11 +33,11 @@ from airflow_milvus_backup.engine import (
 )
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.verify import verify_backup
+from tests.support.airflow_env import hello_milvus, run_dag, task_states, xcoms
 
 if TYPE_CHECKING:
-    from airflow_env import Conns
+    from tests.support.airflow_env import Conns
 
-pytest_plugins = ["airflow_env"]
 pytestmark = pytest.mark.timeout(300)
 
 #: What other people keep next to backups on a shared disk or bucket.

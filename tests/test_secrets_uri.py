@@ -11,16 +11,21 @@ import json
 import logging
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, free_port, open_client
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusConnectionError, MilvusParams
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.uri import display_address, split_uri
+from tests.support.datagen import create_vector_collection
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import free_port
+
+if TYPE_CHECKING:
+    from pymilvus import MilvusClient
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,12 +55,7 @@ def assert_no_piece(where: str, text: str | bytes) -> None:
 
 
 def make_collection(client: MilvusClient, name: str, rows: int = 200) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=4)
     rng = np.random.default_rng(3)
     client.insert(name, [{"id": i, "vec": rng.random(4, dtype=np.float32).tolist()} for i in range(rows)])
 
@@ -152,10 +152,10 @@ def test_password_in_the_uri_appears_nowhere_in_a_backup_and_restore(
 
 
 def test_password_in_a_connection_host_is_masked_by_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
     from airflow.sdk._shared.secrets_masker import redact
 
     from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     for i, host in enumerate(
         (f"http://backup_user:{PASSWORD}@milvus.example", f"backup_user:{PASSWORD}@milvus.example")

@@ -20,13 +20,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pytest
-import servers
-from botocore.config import Config
-from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, free_port, open_client
+from pymilvus import MilvusClient
 
 from airflow_milvus_backup.engine import (
     BackupEngine,
@@ -43,27 +39,18 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.client import connect
 from airflow_milvus_backup.engine.restore import RestoreEngine
 from airflow_milvus_backup.engine.verify import verify_backup, verify_restore
+from tests.support.datagen import create_vector_collection
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import free_port, plain_spawn
+from tests.support.s3 import FAST_RCLONE, ROOT, S3Server, boto_client
 
 pytestmark = pytest.mark.timeout(240)
 
-FAST_RCLONE = ["--dir-cache-time", "1ms"]  # see test_faults.py
-ROOT = "backups"
 MILVUS_PASSWORD = "Mv-Secr3t-pw-71c9e0aa42"
 MILVUS_TOKEN = "mvtok-secret-5d2b8e7f-c041"
 S3_SECRET = "s3-secret-key-9f8e7d6c5b4a"
 SESSION_TOKEN = "FwoGZXIvYXdzsessiontoken-0a1b2c3d4e5f"
 SECRETS = (MILVUS_PASSWORD, MILVUS_TOKEN, S3_SECRET, SESSION_TOKEN)
-
-
-@contextlib.contextmanager
-def plain_spawn():
-    """Start servers without servers.py's preexec_fn (see test_faults.plain_spawn)."""
-    original = servers._pdeathsig_preexec
-    servers._pdeathsig_preexec = lambda: None
-    try:
-        yield
-    finally:
-        servers._pdeathsig_preexec = original
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +65,15 @@ def s3(tmp_path_factory: pytest.TempPathFactory):
 
 
 def s3_client(server: S3Server, *, secret: str = S3_SECRET, token: str | None = None, **config: Any) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint_url,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=secret,
-        aws_session_token=token,
-        region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            connect_timeout=1,
-            read_timeout=5,
-            retries={"max_attempts": 1, "mode": "standard"},
-            **config,
-        ),
+    return boto_client(
+        server.endpoint_url,
+        server.access_key,
+        secret,
+        session_token=token,
+        connect_timeout=1,
+        read_timeout=5,
+        retries={"max_attempts": 1, "mode": "standard"},
+        **config,
     )
 
 
@@ -100,12 +82,7 @@ def new_bucket(server: S3Server) -> str:
 
 
 def make_collection(client: MilvusClient, name: str, rows: int = 300) -> None:
-    s = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
-    s.add_field("id", DataType.INT64, is_primary=True)
-    s.add_field("vec", DataType.FLOAT_VECTOR, dim=8)
-    ip = client.prepare_index_params()
-    ip.add_index("vec", index_type="FLAT", metric_type="L2")
-    client.create_collection(name, schema=s, index_params=ip)
+    create_vector_collection(client, name, dim=8, dynamic=True)
     rng = np.random.default_rng(1)
     client.insert(
         name,
@@ -201,9 +178,8 @@ def test_operator_xcom_and_task_log_hold_no_secret(
     caplog: pytest.LogCaptureFixture,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
-
     from airflow_milvus_backup.operators import MilvusBackupOperator, MilvusRestoreOperator
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     caplog.set_level(logging.DEBUG, logger="airflow_milvus_backup")
     client = open_client(milvus_lite_server.uri)
@@ -509,11 +485,11 @@ def tls_milvus(tmp_path_factory: pytest.TempPathFactory, milvus_lite_server: Mil
 def test_tls_settings_reach_the_milvus_client(
     tls_milvus: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
     from airflow.sdk import Connection
 
     from airflow_milvus_backup.hooks.backup_config import load_backup_config
     from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook, milvus_params_from_connection
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
     uri, cert = tls_milvus["uri"], tls_milvus["cert"]
     tls = MilvusParams(uri=uri, secure=True, server_pem_path=cert, server_name="milvus.test", timeout=5)

@@ -10,12 +10,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from pymilvus import DataType, MilvusClient
-from servers import MilvusLiteServer, S3Server, open_client, port_is_open
+
+from tests.support.lite import MilvusLiteServer, open_client
+from tests.support.process import port_is_open
+from tests.support.s3 import S3Server
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from servers import Milvus235Server, MotoS3Server
+    from tests.support.milvus235 import Milvus235Server
+    from tests.support.s3 import MotoS3Server
 
 DIM = 8
 N_ROWS = 100

@@ -1,10 +1,11 @@
 """Shared Airflow test setup: a temporary AIRFLOW_HOME with SQLite, migrated once per session.
 
 Import this module before anything imports Airflow (it sets ``AIRFLOW_HOME`` and friends in ``os.environ``
-at import time; Airflow reads them once, when it is first imported). Test modules import the fixtures they
-use from here::
+at import time; Airflow reads them once, when it is first imported). ``tests/conftest.py`` registers it as a
+plugin (``pytest_plugins``), so its fixtures ``airflow_db`` and ``airflow_conns`` serve every test module and
+it is imported before any of them; a child process imports it first itself::
 
-    from airflow_env import airflow_db, airflow_conns  # noqa: F401
+    from tests.support import airflow_env  # noqa: F401 - sets AIRFLOW_HOME before Airflow is imported
 
 Connections are ``AIRFLOW_CONN_*`` environment variables (JSON): outside a running task, and in triggers
 run by ``dag.test()``, they are the only place Airflow looks.
@@ -29,7 +30,7 @@ import pytest
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DAGS_FOLDER = REPO / "dags"
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 
@@ -41,8 +42,8 @@ MILVUS_TOKEN = "mvtok-9b8c7d6e5f4a3b2c1d0e-f1a2"
 
 if "airflow.configuration" in sys.modules and "AIRFLOW_TEST_HOME_OWNER" not in os.environ:
     raise RuntimeError(
-        "Airflow was imported before tests/airflow_env.py could point AIRFLOW_HOME at a temporary directory; "
-        "import airflow_env first."
+        "Airflow was imported before tests/support/airflow_env.py could point AIRFLOW_HOME at a temporary "
+        "directory; import tests.support.airflow_env first."
     )
 
 _HOME = Path(os.environ.get("AIRFLOW_TEST_HOME") or tempfile.mkdtemp(prefix="airflow-home-"))

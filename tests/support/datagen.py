@@ -4,12 +4,39 @@ from __future__ import annotations
 
 import json
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from airflow_milvus_backup.engine.arrow import table_to_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+def create_vector_collection(
+    client: MilvusClient,
+    name: str,
+    *,
+    dim: int,
+    dynamic: bool = False,
+    fields: Sequence[tuple[str, DataType, dict[str, Any]]] = (),
+) -> None:
+    """Create collection ``name``: INT64 key ``id``, FLOAT_VECTOR ``vec`` (FLAT index, L2), then ``fields``.
+
+    :param dim: the dimension of ``vec``.
+    :param dynamic: whether the collection has the dynamic field.
+    :param fields: more fields, in order, each ``(name, DataType, add_field keyword arguments)``.
+    """
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=dynamic)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+    for field_name, dtype, kwargs in fields:
+        schema.add_field(field_name, dtype, **kwargs)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=schema, index_params=index)
 
 
 def full_lite_collection(
