@@ -386,9 +386,8 @@ class BackupEngine:
     def _client_for(self, milvus: MilvusParams, db: str) -> MilvusClient:
         if (milvus.db_name or DEFAULT_DB) == db:
             return connect(milvus)
-        from dataclasses import replace
 
-        return connect(replace(milvus, db_name=db))
+        return connect(milvus, db)
 
     def _run_export(self, milvus: MilvusParams, job: PartitionExport) -> mf.PartitionData:
         what = f"Export of {job.meta['db_name']}.{job.meta['name']}" + (

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
@@ -205,14 +205,21 @@ def _goaway(exc: BaseException) -> bool:
     return False
 
 
-def connect(params: MilvusParams) -> MilvusClient:
+def connect(params: MilvusParams, db: str | None = None) -> MilvusClient:
     """Open a ``MilvusClient``, or raise :class:`MilvusConnectionError` naming the address (no secret).
 
     The client gets a connection of its own: pymilvus 3 otherwise hands back any open channel to the same
     address and token, whatever its TLS settings (a TLS client could get a plaintext channel, or one that
-    trusted another CA) and timeout.
+    trusted another CA) and timeout. This is the one way the engine opens a client for a database.
+
+    :param params: the Milvus to connect to.
+    :param db: the database the client works in (default: ``params.db_name``). A client of its own per
+        database: ``MilvusClient.use_database`` calls ``describe_database``, which Milvus before 2.4 lacks.
     """
     from pymilvus import MilvusClient
+
+    if db is not None and db != params.db_name:
+        params = replace(params, db_name=db)
 
     kwargs = params.client_kwargs()
     if _shares_connections():

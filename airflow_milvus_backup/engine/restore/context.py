@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_milvus_backup.engine.client import MilvusParams, connect
@@ -37,18 +36,13 @@ class Context:
 
 
 def client_for(milvus: MilvusParams, db: str) -> MilvusClient:
-    """Return a client of database ``db`` (its own connection: ``use_database`` needs Milvus 2.4+)."""
-    return connect(replace(milvus, db_name=db))
+    """Return a client of database ``db`` (:func:`~airflow_milvus_backup.engine.client.connect`)."""
+    return connect(milvus, db)
 
 
 def qualified(db: str, name: str) -> str:
     """Return ``db.name``."""
     return f"{db}.{name}"
-
-
-def now() -> str:
-    """Return the current UTC time as ISO 8601."""
-    return datetime.now(timezone.utc).isoformat()
 
 
 def milvus_exception(e: BaseException) -> bool:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import arguments as checks
@@ -20,29 +19,22 @@ from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_er
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
     InvalidArgumentError,
-    MilvusBackupError,
-    MilvusConnectionError,
-    RestoreError,
-    StorageConnectionError,
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
-from airflow_milvus_backup.engine.restore import bulk, by_insert, finish, preflight, setup, status_store
+from airflow_milvus_backup.engine.restore import by_insert, detached, finish, preflight, setup, status_store
 from airflow_milvus_backup.engine.restore.context import Context, log
 from airflow_milvus_backup.engine.restore.options import RestoreOptions, check_restore_id
-from airflow_milvus_backup.engine.restore.plan import Plan, plan_from_status
-from airflow_milvus_backup.engine.restore.snapshot import prepare, server_info
-from airflow_milvus_backup.engine.restore.status import EXECUTING, Status, public, totals
-from airflow_milvus_backup.engine.restore.status_store import open_status, read_status, reopen
+from airflow_milvus_backup.engine.restore.snapshot import prepare
+from airflow_milvus_backup.engine.restore.status import Status, public
+from airflow_milvus_backup.engine.restore.status_store import open_status, read_status
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from airflow_milvus_backup.engine.progress import ProgressCallback
+    from airflow_milvus_backup.engine.restore.plan import Plan
     from airflow_milvus_backup.engine.storage import Storage
-
-#: ``import_state`` answers this while the import jobs are all done and the restore still has to be finished.
-IMPORTED = "imported"
 
 
 class RestoreEngine:
@@ -159,67 +151,17 @@ class RestoreEngine:
     def import_state(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Check the import jobs of a submitted restore once; return a summary. Changes nothing in Milvus.
 
-        Records each job's progress (and the heartbeat) in the restore's status. ``state`` is ``executing``
-        while jobs run, ``imported`` when every job is done (call :meth:`complete` to finish the restore),
-        ``success`` or ``failed`` (with ``error``) when the restore has ended. A restore whose process died
-        is marked failed (run it again with the same arguments to resume it).
-
-        :param milvus: the target Milvus.
-        :param backup_name: the backup.
-        :param restore_id: the id :meth:`submit` returned.
+        ``state`` is ``executing``, ``imported`` (call :meth:`complete`), ``success`` or ``failed``; see
+        :func:`.detached.import_state`.
         """
-        name = validate_backup_name(backup_name)
-        body = read_status(self.ctx, name, restore_id)
-        if body.get("state") != EXECUTING:
-            return _summary(body)
-        if not body.get("detached"):
-            if leases.is_alive(body):
-                return _summary(body)
-            status = reopen(self.ctx, body, detached=True)
-            status.fail(
-                RestoreError(
-                    f"Restore {restore_id} of backup {name!r} was interrupted (its process, pid "
-                    f"{body.get('pid')} on {body.get('host')}, is gone); run it again with the same "
-                    "arguments to resume it."
-                )
-            )
-            return _summary(status.json())
-        if body.get(IMPORTED):
-            return _summary(body, IMPORTED)
-        status = reopen(self.ctx, body, detached=True)
-        with self._detached(milvus, status, name, restore_id) as (plan, _):
-            done = bulk.poll_jobs(self.ctx, milvus, plan, status, None)
-            if done:
-                status.jobs_imported()
-            status.save()
-        if status.state != EXECUTING:  # a job failed: the status says why
-            return _summary(status.json())
-        return _summary(status.json(), IMPORTED if status.doc.imported else None)
+        return detached.import_state(self.ctx, milvus, backup_name, restore_id)
 
     def complete(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Finish a submitted restore whose import jobs are all done (flush, load, aliases, counts).
 
-        Returns the restore's report (as :meth:`restore` does). A restore that has already ended is returned
-        as it is.
-
-        :raises RestoreError: import jobs are still running (wait for :meth:`import_state` to answer
-            ``imported``).
+        :raises RestoreError: import jobs are still running.
         """
-        name = validate_backup_name(backup_name)
-        state = self.import_state(milvus, name, restore_id)
-        body = read_status(self.ctx, name, restore_id)
-        if state["state"] != IMPORTED:
-            if state["state"] == EXECUTING:
-                done = state["totals"]
-                raise RestoreError(
-                    f"Restore {restore_id} of backup {name!r} still has import jobs running "
-                    f"({done['files_done']} of {done['files']} files done); wait until they are done."
-                )
-            return public(body)
-        status = reopen(self.ctx, body, detached=True)
-        with self._detached(milvus, status, name, restore_id) as (plan, client):
-            finish.finish(self.ctx, client, milvus, plan, status)
-        return status.public()
+        return detached.complete(self.ctx, milvus, backup_name, restore_id)
 
     def poll(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Advance a submitted restore: check its import jobs, finish it when all are done; return its status.
@@ -227,7 +169,7 @@ class RestoreEngine:
         ``state`` is ``executing`` while jobs run, ``success`` once the collections are loaded, indexed and
         aliased, ``failed`` (with ``error``) when a job failed.
         """
-        if self.import_state(milvus, backup_name, restore_id)["state"] == IMPORTED:
+        if self.import_state(milvus, backup_name, restore_id)["state"] == detached.IMPORTED:
             return self.complete(milvus, backup_name, restore_id)
         return public(read_status(self.ctx, validate_backup_name(backup_name), restore_id))
 
@@ -325,19 +267,8 @@ class RestoreEngine:
         setup.setup(self.ctx, client, milvus, plan, status)
         if not plan.opts.meta_only:
             if plan.method == "bulk_import":
-                bulk.submit_jobs(self.ctx, milvus, plan, status)
-                if not wait:
-                    status.detach(self.ctx.detached_ttl)
-                    self.log.info(
-                        "Restore %s: import jobs submitted; poll it to finish (restore_id %s)",
-                        plan.restore_id,
-                        plan.restore_id,
-                    )
-                    return
-                progress = by_insert.progress_of(self.ctx, plan, status)
-                while not bulk.poll_jobs(self.ctx, milvus, plan, status, progress):
-                    time.sleep(self.ctx.poll_interval)
-                progress.report(final=True)
+                if not detached.import_jobs(self.ctx, milvus, plan, status, wait=wait):
+                    return  # detached: import_state and complete take it on
             else:
                 by_insert.insert_all(self.ctx, milvus, plan, status)
         finish.finish(self.ctx, client, milvus, plan, status)
@@ -351,31 +282,6 @@ class RestoreEngine:
             time.monotonic() - started,
         )
 
-    @contextmanager
-    def _detached(
-        self, milvus: MilvusParams, status: Status, name: str, restore_id: str
-    ) -> Iterator[tuple[Plan, MilvusClient]]:
-        """Yield the plan of a submitted restore and a client; record a failure of the restore in its status.
-
-        A failure the restore caused (a failed import job, a bad row count) is recorded and not raised: the
-        caller returns the status, which says why. A lost connection is raised (the restore may go on).
-        """
-        manifest = mf.load(self.storage, name)
-        client = connect(milvus)
-        try:
-            with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):
-                plan = plan_from_status(status.json(), manifest, server_info(client, milvus))
-                try:
-                    yield plan, client
-                except (MilvusConnectionError, StorageConnectionError):
-                    raise
-                except BaseException as e:
-                    status.fail(e)
-                    if not isinstance(e, MilvusBackupError):
-                        raise
-        finally:
-            client.close()
-
 
 def _options(options: RestoreOptions | None, values: dict[str, Any]) -> RestoreOptions:
     if options is not None and values:
@@ -387,15 +293,3 @@ def _options(options: RestoreOptions | None, values: dict[str, Any]) -> RestoreO
         return RestoreOptions.build(values)
     options.validate()
     return options
-
-
-def _summary(body: dict[str, Any], state: str | None = None) -> dict[str, Any]:
-    """Return what a poller needs to know of a restore (no per-file detail)."""
-    return {
-        "state": state or body.get("state"),
-        "restore_id": body.get("restore_id"),
-        "backup_name": body.get("backup_name"),
-        "method": body.get("method"),
-        "totals": totals(body),
-        "error": body.get("error"),
-    }

@@ -6,10 +6,10 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from airflow_milvus_backup.engine.clock import utcnow
 from airflow_milvus_backup.engine.errors import InvalidArgumentError
 from airflow_milvus_backup.engine.names import validate_milvus_name, validate_renames, validate_suffix
 
@@ -61,7 +61,7 @@ FINGERPRINT_FIELDS = (
 
 def new_restore_id() -> str:
     """Return a new, time-ordered restore id such as ``r20260101T020000_1a2b3c4d``."""
-    return f"r{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+    return f"r{utcnow().strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
 
 
 def check_restore_id(restore_id: object) -> str:
@@ -118,6 +118,11 @@ class RestoreOptions:
     bulk_import_root: str | None = None
 
     @classmethod
+    def flags(cls) -> list[str]:
+        """Return the names of the options that are True or False."""
+        return [f.name for f in fields(cls) if f.type in ("bool", bool)]
+
+    @classmethod
     def build(cls, options: Mapping[str, Any]) -> RestoreOptions:
         """Return options from keyword arguments; an unknown name is an :class:`InvalidArgumentError`."""
         known = {f.name for f in fields(cls)}
@@ -138,17 +143,7 @@ class RestoreOptions:
             self.target_db_name = None
         else:
             validate_milvus_name(self.target_db_name, "database")
-        for flag in (
-            "drop_existing",
-            "skip_create",
-            "meta_only",
-            "restore_index",
-            "use_auto_index",
-            "auto_index_fallback",
-            "restore_aliases",
-            "restore_load_state",
-            "accept_new_primary_keys",
-        ):
+        for flag in self.flags():
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidArgumentError(
                     f"Restore option {flag} must be True or False, got {getattr(self, flag)!r}."

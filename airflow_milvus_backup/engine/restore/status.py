@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import readers
+from airflow_milvus_backup.engine.clock import now_iso
 from airflow_milvus_backup.engine.errors import BackupDeletedError, RestoreError
 from airflow_milvus_backup.engine.names import validate_backup_name
-from airflow_milvus_backup.engine.restore.context import log, now
+from airflow_milvus_backup.engine.restore.context import log
 from airflow_milvus_backup.engine.restore.status_model import (
     CollectionState,
     CollectionStatus,
@@ -350,7 +351,7 @@ class Status:
         """Record the restore's success; written at once."""
         with self.lock:
             self.doc.state = RunState.SUCCESS
-            self.doc.finished_at = now()
+            self.doc.finished_at = now_iso()
             self.doc.error = None
             self.doc.detached = False
         self.save()
@@ -377,7 +378,7 @@ class Status:
         msg = str(exc) or type(exc).__name__
         with self.lock:
             self.doc.state = RunState.FAILED
-            self.doc.finished_at = now()
+            self.doc.finished_at = now_iso()
             self.doc.error = msg
             self.doc.errors.append(msg)
             for c in self.doc.collections:

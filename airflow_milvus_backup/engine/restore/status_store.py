@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
+from airflow_milvus_backup.engine.clock import now_iso
 from airflow_milvus_backup.engine.errors import (
     InvalidArgumentError,
     NotFoundError,
@@ -19,7 +20,6 @@ from airflow_milvus_backup.engine.errors import (
     StorageNotFoundError,
 )
 from airflow_milvus_backup.engine.names import restore_database, validate_backup_name
-from airflow_milvus_backup.engine.restore.context import Context, now
 from airflow_milvus_backup.engine.restore.options import check_restore_id
 from airflow_milvus_backup.engine.restore.status import Status, status_key
 from airflow_milvus_backup.engine.restore.status_model import (
@@ -35,6 +35,7 @@ from airflow_milvus_backup.engine.restore.status_model import (
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.client import MilvusParams
+    from airflow_milvus_backup.engine.restore.context import Context
     from airflow_milvus_backup.engine.restore.plan import Plan
 
 #: Target actions whose prior files, indexes and temporary properties a resumed restore carries over.
@@ -195,7 +196,7 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
             "lite": plan.server.lite,
         },
         storage=ctx.storage.description,
-        first_started_at=(prior.first_started_at if prior else None) or now(),
+        first_started_at=(prior.first_started_at if prior else None) or now_iso(),
         attempts=(prior.attempts if prior else 0) + 1,
         databases_created=list(prior.databases_created) if prior else [],
         collections=collections,
