@@ -267,7 +267,7 @@ class RestoreEngine:
             check_restore_id(restore_id)
         if isinstance(collection_names, str):
             collection_names = [collection_names]
-        manifest = mf.load(self.storage, name)
+        manifest = mf.load_manifest(self.storage, name)
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore of backup {name!r}"):
@@ -320,7 +320,7 @@ class RestoreEngine:
         )
         for t in plan.targets:
             self.log.info(
-                "  %s -> %s (%s, %s rows)", t.source, t.target, t.action, f"{t.meta.get('row_count', 0):,}"
+                "  %s -> %s (%s, %s rows)", t.source, t.target, t.action, f"{t.meta.row_count or 0:,}"
             )
         setup.setup(self.ctx, client, milvus, plan, status)
         if not plan.opts.meta_only:
@@ -360,7 +360,7 @@ class RestoreEngine:
         A failure the restore caused (a failed import job, a bad row count) is recorded and not raised: the
         caller returns the status, which says why. A lost connection is raised (the restore may go on).
         """
-        manifest = mf.load(self.storage, name)
+        manifest = mf.load_manifest(self.storage, name)
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):
