@@ -126,7 +126,7 @@ def assert_clean_complete(storage: S3Storage, name: str, rows: int) -> dict[str,
     assert report["ok"]
     assert report["rows"] == rows
     assert report["unlisted"] == []
-    listed = {f"{name}/{f['key']}" for _, _, f in mf.iter_files(m)}
+    listed = {f"{name}/{f.key}" for _, _, f in mf.load_manifest(storage, name).files()}
     assert keys_under(storage, name) == listed | {mf.manifest_key(name), ownership.marker_key(name)}
     return m
 

@@ -57,7 +57,7 @@ def make_collection(client: MilvusClient) -> None:
 
 
 def coll_and_file(storage: Storage) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    m = mf.load(storage, "t1")
+    m = mf.load_manifest(storage, "t1").to_json()
     coll = m["collections"][0]
     return m, coll, coll["data"][0]["files"][0]
 

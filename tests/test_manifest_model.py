@@ -217,8 +217,8 @@ def test_keys_of_a_newer_writer_survive_a_read_and_a_write() -> None:
     assert m.totals.extra == {"objects": 2}
     assert m.collections[0].fields[0]["future_flag"] is True
     assert m.dumps() == raw
-    # the legacy dict readers see them too
-    assert mf.parse(raw, "b") == doc
+    # and the model gives them back as read
+    assert m.to_json() == doc
 
 
 def test_what_the_capture_records_for_information_is_kept_in_extra() -> None:
@@ -283,8 +283,6 @@ def test_each_malformed_shape_is_refused_naming_its_path() -> None:
         assert text.endswith("The backup cannot be trusted: restore another one."), text
         with pytest.raises(errors.ManifestError, match=re.escape(where)):
             mf.Manifest.from_json(m, "b")
-        with pytest.raises(errors.ManifestError, match=re.escape(where)):
-            mf.parse(mf.dumps(m), "b")
 
 
 def test_not_a_manifest_of_ours_or_of_this_version() -> None:
@@ -366,19 +364,20 @@ def test_check_entry_names_refuses_what_a_restore_must_not_use() -> None:
         mf.check_entry_names("b", bad)
 
 
-def test_load_reads_the_model_and_the_transitional_dict(tmp_path: Path) -> None:
+def test_load_manifest_reads_the_model(tmp_path: Path) -> None:
     storage = LocalStorage(str(tmp_path), root_path="backup")
     with pytest.raises(errors.BackupNotFoundError, match="'nightly_1' does not exist"):
         mf.load_manifest(storage, "nightly_1")
     storage.put_bytes("nightly_1/data/default/c1/_default/part-00000.parquet", b"x")
     with pytest.raises(errors.IncompleteBackupError, match="has no manifest"):
-        mf.load(storage, "nightly_1")
+        mf.load_manifest(storage, "nightly_1")
     doc = old_writer(PARTS)
     storage.put_bytes(mf.manifest_key("nightly_1"), mf.dumps(doc))
     m = mf.load_manifest(storage, "nightly_1")
-    assert mf.load(storage, "nightly_1") == doc == m.to_json()
-    assert list(mf.load(storage, "nightly_1")) == list(m.to_json()) == sorted(doc)
-    assert [f.key for _, _, f in m.files()] == [f["key"] for _, _, f in mf.iter_files(doc)]
+    assert m.to_json() == doc
+    assert list(m.to_json()) == sorted(doc)
+    keys = [f["key"] for c in doc["collections"] for p in c["data"] for f in p["files"]]
+    assert [f.key for _, _, f in m.files()] == keys
 
 
 def test_the_producer_version_is_the_installed_distributions() -> None:

@@ -91,9 +91,9 @@ def coll(
     }
 
 
-def manifest(*collections: dict[str, Any], databases: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Return a manifest of backup ``b1`` holding ``collections``."""
-    return {
+def manifest(*collections: dict[str, Any], databases: dict[str, Any] | None = None) -> mf.Manifest:
+    """Return a manifest of backup ``b1`` holding ``collections`` (read as a restore reads it)."""
+    doc = {
         "format": "airflow-milvus-backup",
         "format_version": 1,
         "name": "b1",
@@ -102,21 +102,22 @@ def manifest(*collections: dict[str, Any], databases: dict[str, Any] | None = No
         "databases": databases or {},
         "collections": list(collections),
     }
+    return mf.Manifest.from_json(doc, "b1")
 
 
-def described(meta: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def described(meta: mf.CollectionEntry, **changes: Any) -> dict[str, Any]:
     """Return what ``describe_collection`` says of a collection made from ``meta`` (with ``changes``)."""
     return {
-        "collection_name": meta["name"],
-        "auto_id": meta["auto_id"],
-        "enable_dynamic_field": meta["enable_dynamic_field"],
-        "fields": copy.deepcopy(meta["fields"]),
+        "collection_name": meta.name,
+        "auto_id": meta.auto_id,
+        "enable_dynamic_field": meta.enable_dynamic_field,
+        "fields": copy.deepcopy(list(meta.fields)),
         **changes,
     }
 
 
 def plan_of(
-    m: dict[str, Any],
+    m: mf.Manifest,
     *,
     server: ServerInfo = NEW,
     existing: dict[str, list[str]] | None = None,
@@ -149,12 +150,9 @@ def targets(p: Plan) -> dict[str, tuple[str, Action]]:
     return {t.source: (t.target, t.action) for t in p.targets}
 
 
-def pairs_of(m: dict[str, Any], requested: list[str] | None = None, conn: str = "default", **options: Any):
+def pairs_of(m: mf.Manifest, requested: list[str] | None = None, conn: str = "default", **options: Any):
     opts = RestoreOptions.build(options)
-    return [
-        (p.meta["db_name"] + "." + p.meta["name"], f"{p.db}.{p.name}")
-        for p in select_targets(m, opts, requested, conn)
-    ]
+    return [(p.meta.qualified_name, f"{p.db}.{p.name}") for p in select_targets(m, opts, requested, conn)]
 
 
 def prior_status(*entries: dict[str, Any], state: str = "failed", method: str = "insert") -> dict[str, Any]:
@@ -314,7 +312,7 @@ def test_an_existing_target_is_refused_unless_drop_existing_or_skip_create():
     assert targets(plan_of(m, existing={"default": ["c1"]}, drop_existing=True)) == {
         "default.c1": ("default.c1", Action.REPLACE)
     }
-    desc = {("default", "c1"): described(m["collections"][0])}
+    desc = {("default", "c1"): described(m.collections[0])}
     assert targets(plan_of(m, existing={"default": ["c1"]}, desc=desc, skip_create=True)) == {
         "default.c1": ("default.c1", Action.EXISTING)
     }
@@ -399,7 +397,7 @@ def test_auto_id_keys_on_235_are_refused_unless_new_keys_are_accepted_or_meta_on
 
 def test_skip_create_takes_the_existing_targets_auto_id():
     m = manifest(coll("c1"))
-    desc = {("default", "c1"): described(m["collections"][0], auto_id=True)}
+    desc = {("default", "c1"): described(m.collections[0], auto_id=True)}
     t = plan_of(m, server=LITE, existing={"default": ["c1"]}, desc=desc, skip_create=True).targets[0]
     assert (t.action, t.keep_keys, t.auto_id_property) == (Action.EXISTING, True, True)
     with pytest.raises(UnsupportedError, match="auto_id primary key"):
@@ -465,7 +463,7 @@ TAGS = fld("tags", "ARRAY", element_type="INT64", max_capacity=8)
 )
 def test_skip_create_onto_an_incompatible_target_names_the_field(edit, field, why):
     m = manifest(coll("c1", fields=[PK, VEC, TEXT, TAGS], dynamic=True))
-    d = described(m["collections"][0])
+    d = described(m.collections[0])
     edit(d)
     with pytest.raises(SchemaMismatchError) as e:
         plan_of(m, existing={"default": ["c1"]}, desc={("default", "c1"): d}, skip_create=True)
@@ -479,7 +477,7 @@ def test_skip_create_onto_an_incompatible_target_names_the_field(edit, field, wh
 
 def test_skip_create_accepts_an_extra_nullable_field_and_a_larger_max_length():
     m = manifest(coll("c1", fields=[PK, VEC, TEXT]))
-    d = described(m["collections"][0])
+    d = described(m.collections[0])
     _add_field(fld("extra", "INT32", nullable=True))(d)
     _target_fields(text={"params": {"max_length": 512}})(d)
     p = plan_of(m, existing={"default": ["c1"]}, desc={("default", "c1"): d}, skip_create=True)
@@ -571,7 +569,8 @@ def _blockers(
 
 
 def _target(meta: dict[str, Any], keep_keys: bool = True, auto_id_property: bool = False) -> Target:
-    return Target(meta, "default", meta["name"], Action.CREATE, keep_keys, auto_id_property)
+    entry = manifest(meta).collections[0]
+    return Target(entry, "default", entry.name, Action.CREATE, keep_keys, auto_id_property)
 
 
 def test_bulk_blockers_of_the_location_and_the_collections():

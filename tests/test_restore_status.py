@@ -454,37 +454,40 @@ def time_now() -> str:
 
 @dataclass
 class FakeTarget:
-    """The part of a planned target the status reads."""
+    """The part of a planned target the status reads (its manifest entry's data typed, as a restore's)."""
 
     target: str
     action: str
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[mf.PartitionData] = field(default_factory=list)
     keep_keys: bool = True
     source: str = "default.c"
 
     @property
-    def meta(self) -> dict[str, Any]:
-        return {"row_count": sum(f["rows"] for p in self.parts for f in p["files"]), "data": self.parts}
+    def meta(self) -> Any:
+        return SimpleNamespace(row_count=sum(f.rows for p in self.parts for f in p.files), data=self.parts)
 
     def files(self) -> Any:
         for p in self.parts:
-            for f in p["files"]:
+            for f in p.files:
                 yield p, f
 
 
 def fake_plan(prior: dict[str, Any]) -> Any:
     d = "data/default/c"
+
+    def file(key: str) -> mf.DataFile:
+        return mf.DataFile(key=key, rows=100, size=0, sha256="")
+
     parts = [
-        {
-            "partition": "_default",
-            "files": [{"key": f"{d}/_default/{i}.parquet", "rows": 100} for i in range(3)],
-        },
-        {"partition": "p1", "files": [{"key": f"{d}/p1/0.parquet", "rows": 100}]},
+        mf.PartitionData(
+            partition="_default", rows=300, files=tuple(file(f"{d}/_default/{i}.parquet") for i in range(3))
+        ),
+        mf.PartitionData(partition="p1", rows=100, files=(file(f"{d}/p1/0.parquet"),)),
     ]
     return SimpleNamespace(
         restore_id=prior["restore_id"],
         backup=BACKUP,
-        manifest={"id": "b-1"},
+        manifest=SimpleNamespace(id="b-1"),
         method=prior["method"],
         method_reason="resumed with the method it started with",
         opts=RestoreOptions(collection_suffix="_r"),

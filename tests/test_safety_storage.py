@@ -600,7 +600,7 @@ def test_manifest_shape_validation_unit() -> None:
             }
         ],
     }
-    assert mf.parse(mf.dumps(base), "b")["id"] == "abc"
+    assert mf.parse_manifest(mf.dumps(base), "b").id == "abc"
     cases = {
         "collections[0].fields[0].name": lambda m: m["collections"][0]["fields"][0].update(name=None),
         "collections[0].data[0].files[0].size": lambda m: m["collections"][0]["data"][0]["files"][0].update(
@@ -616,12 +616,12 @@ def test_manifest_shape_validation_unit() -> None:
         m = json.loads(mf.dumps(base))
         change(m)
         with pytest.raises(ManifestError, match=re.escape(where)):
-            mf.parse(mf.dumps(m), "b")
+            mf.parse_manifest(mf.dumps(m), "b")
     with pytest.raises(ManifestError, match="nested"):
-        mf.parse(b"[" * 100 + b"]" * 100, "b")
+        mf.parse_manifest(b"[" * 100 + b"]" * 100, "b")
     with pytest.raises(ManifestError, match="nested"):
-        mf.parse(b"[" * 1_000_000 + b"]" * 1_000_000, "b")
+        mf.parse_manifest(b"[" * 1_000_000 + b"]" * 1_000_000, "b")
     with pytest.raises(ManifestError, match="another tool"):
-        mf.parse(json.dumps({"name": "b", "id": "x", "collection_backups": []}).encode(), "b")
+        mf.parse_manifest(json.dumps({"name": "b", "id": "x", "collection_backups": []}).encode(), "b")
     with pytest.raises(ManifestError, match="not an object"):
-        mf.parse(b'"just a string"', "b")
+        mf.parse_manifest(b'"just a string"', "b")

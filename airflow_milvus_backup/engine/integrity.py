@@ -17,6 +17,9 @@ A restore reads the footer of every object before it creates anything in Milvus
 (:func:`check_footers`), so a type, a row count or the dimension of a vector column without nulls that
 disagrees with the manifest fails the restore before a target exists; the values are checked as each file
 is downloaded, before any row of it is inserted (:func:`check_file`).
+
+Each check takes the manifest's entries typed (:class:`~.manifest.CollectionEntry`,
+:class:`~.manifest.DataFile`) or as their plain JSON; the captured fields are dicts in both.
 """
 
 from __future__ import annotations
@@ -28,14 +31,24 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine.arrow import META_FIELD, arrow_schema
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
 from airflow_milvus_backup.engine.fieldtypes import vector_width
+from airflow_milvus_backup.engine.jsonmodel import value_of
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import TypeAlias
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from airflow_milvus_backup.engine.manifest import CollectionEntry, DataFile
     from airflow_milvus_backup.engine.storage import Storage
+
+    #: A collection entry of the manifest, or its JSON.
+    Coll: TypeAlias = CollectionEntry | Mapping[str, Any]
+    #: A data file entry of the manifest, or its JSON.
+    File: TypeAlias = DataFile | Mapping[str, Any]
 
 _TAIL = 64 * 1024
 _MAGIC = b"PAR1"
@@ -48,17 +61,18 @@ def _param(field: dict[str, Any], name: str) -> int | None:
         return None
 
 
-def digest_problems(digest: str, size: int, f: dict[str, Any]) -> list[str]:
+def digest_problems(digest: str, size: int, f: File) -> list[str]:
     """Return how an object's sha256 and size differ from its manifest entry ``f``."""
     problems = []
-    if size != f.get("size"):
-        problems.append(f"size {size} bytes, the manifest says {f.get('size')} (truncated or replaced)")
-    if digest != f.get("sha256"):
-        problems.append(f"sha256 {digest[:16]}... differs from the manifest's {str(f.get('sha256'))[:16]}...")
+    want_size, want_sha = value_of(f, "size"), value_of(f, "sha256")
+    if size != want_size:
+        problems.append(f"size {size} bytes, the manifest says {want_size} (truncated or replaced)")
+    if digest != want_sha:
+        problems.append(f"sha256 {digest[:16]}... differs from the manifest's {str(want_sha)[:16]}...")
     return problems
 
 
-def check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any], where: str) -> None:
+def check_digest(backup: str, key: str, digest: str, size: int, f: File, where: str) -> None:
     """Refuse an object whose sha256 or size is not its manifest entry's (:func:`digest_problems`' check).
 
     :param where: the storage's description, for the message.
@@ -67,9 +81,9 @@ def check_digest(backup: str, key: str, digest: str, size: int, f: dict[str, Any
     if digest_problems(digest, size, f):
         raise IntegrityError(
             f"Data object {key!r} of backup {backup!r} in {where} does not match its manifest (sha256 "
-            f"{digest[:16]}... vs {str(f.get('sha256'))[:16]}..., {human_bytes(size)} vs "
-            f"{human_bytes(int(f.get('size') or 0))}): it is corrupt or was changed. None of its rows were "
-            "restored; restore another backup (verify_backup checks them all)."
+            f"{digest[:16]}... vs {str(value_of(f, 'sha256'))[:16]}..., {human_bytes(size)} vs "
+            f"{human_bytes(int(value_of(f, 'size') or 0))}): it is corrupt or was changed. None of its rows "
+            "were restored; restore another backup (verify_backup checks them all)."
         )
 
 
@@ -81,9 +95,9 @@ def missing_object(backup: str, key: str, where: str) -> IntegrityError:
     )
 
 
-def schema_problems(got: pa.Schema, coll: dict[str, Any]) -> list[str]:
+def schema_problems(got: pa.Schema, coll: Coll) -> list[str]:
     """Return how a data file's columns and their Arrow types differ from the collection's stored fields."""
-    expected = arrow_schema(exported_fields(coll), bool(coll.get("enable_dynamic_field")))
+    expected = arrow_schema(exported_fields(coll), bool(value_of(coll, "enable_dynamic_field")))
     if got.names != expected.names:
         return [f"columns {got.names}, the collection's fields are {expected.names}"]
     return [
@@ -93,13 +107,12 @@ def schema_problems(got: pa.Schema, coll: dict[str, Any]) -> list[str]:
     ]
 
 
-def footer_problems(
-    md: pq.FileMetaData, got: pa.Schema, coll: dict[str, Any], f: dict[str, Any]
-) -> list[str]:
+def footer_problems(md: pq.FileMetaData, got: pa.Schema, coll: Coll, f: File) -> list[str]:
     """Return what the Parquet footer alone shows to differ from the manifest (rows, columns, types, dims)."""
     problems = []
-    if md.num_rows != f.get("rows"):
-        problems.append(f"{md.num_rows} rows, the manifest says {f.get('rows')}")
+    rows = value_of(f, "rows")
+    if md.num_rows != rows:
+        problems.append(f"{md.num_rows} rows, the manifest says {rows}")
     problems += schema_problems(got, coll)
     if problems:
         return problems
@@ -128,7 +141,7 @@ def footer_problems(
     return problems
 
 
-def content_problems(pf: pq.ParquetFile, coll: dict[str, Any], f: dict[str, Any]) -> list[str]:
+def content_problems(pf: pq.ParquetFile, coll: Coll, f: File) -> list[str]:
     """Return how the values of a data file do not fit the manifest's fields (read a batch at a time)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -154,8 +167,9 @@ def content_problems(pf: pq.ParquetFile, coll: dict[str, Any], f: dict[str, Any]
             lo = bl if lo is None or bl < lo else lo
             hi = bh if hi is None or bh > hi else hi
     out = list(problems.values())
-    if lo is not None and f.get("min_pk") is not None and (lo != f["min_pk"] or hi != f.get("max_pk")):
-        out.append(f"primary keys {lo!r}..{hi!r}, the manifest says {f['min_pk']!r}..{f.get('max_pk')!r}")
+    min_pk, max_pk = value_of(f, "min_pk"), value_of(f, "max_pk")
+    if lo is not None and min_pk is not None and (lo != min_pk or hi != max_pk):
+        out.append(f"primary keys {lo!r}..{hi!r}, the manifest says {min_pk!r}..{max_pk!r}")
     return out
 
 
@@ -191,7 +205,7 @@ def _column_problem(field: dict[str, Any], col: Any, pa: Any, pc: Any, is_pk: bo
     return None
 
 
-def parquet_problems(path: str, coll: dict[str, Any], f: dict[str, Any]) -> tuple[int, list[str]]:
+def parquet_problems(path: str, coll: Coll, f: File) -> tuple[int, list[str]]:
     """Return (rows, problems) of a local data file: footer first, then, if it is sound, its values."""
     import pyarrow.parquet as pq
 
@@ -214,7 +228,7 @@ def _refusal(backup: str, key: str, problems: list[str], when: str) -> Integrity
     )
 
 
-def check_file(backup: str, key: str, pf: pq.ParquetFile, coll: dict[str, Any], f: dict[str, Any]) -> None:
+def check_file(backup: str, key: str, pf: pq.ParquetFile, coll: Coll, f: File) -> None:
     """Refuse a downloaded data file that does not match the manifest, before any of its rows is inserted.
 
     :raises IntegrityError: naming the object, the field and what the manifest expects.
@@ -244,7 +258,7 @@ def read_footer(storage: Storage, key: str, size: int) -> tuple[pq.FileMetaData,
 
 
 def check_footers(
-    storage: Storage, backup: str, files: list[tuple[dict[str, Any], dict[str, Any]]], parallelism: int = 4
+    storage: Storage, backup: str, files: list[tuple[CollectionEntry, DataFile]], parallelism: int = 4
 ) -> None:
     """Refuse a backup whose data objects' footers disagree with the manifest, before anything is created.
 
@@ -252,11 +266,11 @@ def check_footers(
     :raises IntegrityError: naming the first object, the field and what the manifest expects.
     """
 
-    def check(item: tuple[dict[str, Any], dict[str, Any]]) -> list[str]:
+    def check(item: tuple[CollectionEntry, DataFile]) -> list[str]:
         coll, f = item
-        key = f"{backup}/{f['key']}"
+        key = f"{backup}/{f.key}"
         try:
-            md, schema = read_footer(storage, key, int(f.get("size") or 0))
+            md, schema = read_footer(storage, key, f.size)
         except StorageNotFoundError:
             return [key, "the object does not exist"]
         except Exception as e:  # noqa: BLE001 - any unreadable footer is a finding
@@ -294,7 +308,7 @@ def json_kinds_stored(lite: bool, version: tuple[int, int, int] | None) -> froze
 
 
 def check_json_kinds(
-    pf: pq.ParquetFile, coll: dict[str, Any], key: str, kinds: frozenset[str], server: str, target: str
+    pf: pq.ParquetFile, coll: Coll, key: str, kinds: frozenset[str], server: str, target: str
 ) -> None:
     """Refuse a data file with a JSON document the target server cannot store, naming field and row key.
 
@@ -308,6 +322,7 @@ def check_json_kinds(
     if kinds >= ALL_JSON_KINDS or not names:
         return
     pk = primary_field(coll)["name"]
+    source = f"{value_of(coll, 'db_name')}.{value_of(coll, 'name')}"
     for batch in pf.iter_batches(batch_size=8192, columns=[pk, *names], use_threads=False):
         keys = batch.column(pk).to_pylist()
         for name in names:
@@ -315,7 +330,7 @@ def check_json_kinds(
                 kind = "null" if text is None else json_kind(text)
                 if kind not in kinds:
                     raise UnsupportedError(
-                        f"Field {name!r} of {coll['db_name']}.{coll['name']} holds a JSON {kind} "
+                        f"Field {name!r} of {source} holds a JSON {kind} "
                         f"({str(text)[:60]!r}) in the row with {pk}={keys[i]!r} (data object {key!r}); "
                         f"{server} stores only JSON {', '.join(sorted(kinds))} documents in a JSON field, so "
                         f"{target} cannot hold it. Restore this collection to a server that stores such "

@@ -162,3 +162,12 @@ class JsonModel:
                 continue
             out[k] = _value_out(value)
         return {k: out[k] for k in sorted(out)}
+
+
+def value_of(doc: JsonModel | Mapping[str, Any], key: str) -> Any:
+    """Return ``key`` of a model, or of a plain JSON object (``None`` when it lacks the key).
+
+    For the checks that take a manifest's entries typed (a restore, ``verify_backup``) and as plain data (what
+    :func:`~.schema.capture_collection` returns before the manifest exists, and unit tests' dicts).
+    """
+    return getattr(doc, key) if isinstance(doc, JsonModel) else doc.get(key)

@@ -6,8 +6,8 @@ The manifest is a tree of frozen dataclasses (:mod:`~.jsonmodel`): a :class:`Man
 :class:`CollectionEntry` objects (and its :class:`Totals`), each holding :class:`PartitionData` objects, each
 holding :class:`DataFile` objects. :meth:`Manifest.from_json` is the one validation of a manifest;
 :meth:`Manifest.to_json` writes the same JSON back, byte for byte once serialised (:func:`dumps`), keys of a
-newer writer included. :func:`load_manifest` reads one from storage; :func:`load` is the transitional reader
-that returns the checked dict.
+newer writer included. :func:`load_manifest` reads one from storage (backup, restore, verify and the listing
+all read it so).
 """
 
 from __future__ import annotations
@@ -336,32 +336,32 @@ def check_entry_names(backup: str, entry: CollectionEntry | Mapping[str, Any]) -
     read it; only a restore refuses it.
 
     :param backup: the backup's name.
-    :param entry: the collection entry (or its JSON).
+    :param entry: the collection entry (or its JSON, as read by :meth:`Manifest.from_json`).
     :raises InvalidArgumentError: naming the bad name or key, the backup and the collection.
     """
     from airflow_milvus_backup.engine.storage import validate_key
 
-    meta = entry.to_json() if isinstance(entry, CollectionEntry) else entry
+    if not isinstance(entry, CollectionEntry):
+        entry = CollectionEntry.build(entry)
     try:
-        validate_milvus_name(meta.get("db_name"), "database")
-        validate_milvus_name(meta.get("name"), "collection")
-        for p in meta.get("partitions") or []:
+        validate_milvus_name(entry.db_name, "database")
+        validate_milvus_name(entry.name, "collection")
+        for p in entry.partitions or ():
             validate_milvus_name(p, "partition")
-        for part in meta.get("data") or []:
-            if part.get("partition") is not None:
-                validate_milvus_name(part["partition"], "partition")
-            for f in part.get("files") or []:
-                key = f.get("key")
-                if not isinstance(key, str) or not key.startswith(DATA):
+        for part in entry.data:
+            if part.partition is not None:
+                validate_milvus_name(part.partition, "partition")
+            for f in part.files:
+                if not f.key.startswith(DATA):
                     raise InvalidArgumentError(
-                        f"Invalid storage key {key!r}: data objects are under {DATA!r}."
+                        f"Invalid storage key {f.key!r}: data objects are under {DATA!r}."
                     )
-                validate_key(f"{backup}/{key}")
+                validate_key(f"{backup}/{f.key}")
     except InvalidArgumentError as e:
-        source = f"{meta.get('db_name')}.{meta.get('name')}"
+        source = entry.qualified_name
         raise InvalidArgumentError(
-            f"{e} It is in the manifest of backup {backup!r} (collection {source!r}), which was damaged or "
-            "edited by hand; nothing was restored. Restore another backup, or run verify_backup."
+            f"{e} It is in the manifest of backup {backup!r} (collection {source!r}), which was "
+            "damaged or edited by hand; nothing was restored. Restore another backup, or run verify_backup."
         ) from None
 
 
@@ -402,15 +402,8 @@ def parse_manifest(raw: bytes, name: str) -> Manifest:
     return Manifest.from_json(_load_json(raw, f"{name}/{MANIFEST}", name), name)
 
 
-def parse(raw: bytes, name: str) -> dict[str, Any]:
-    """Parse and check like :func:`parse_manifest`; return the JSON object (transitional, as :func:`load`)."""
-    doc: dict[str, Any] = _load_json(raw, f"{name}/{MANIFEST}", name)
-    Manifest.from_json(doc, name)
-    return doc
-
-
 def read_bounded(storage: Storage, key: str) -> bytes:
-    """Read a manifest, at most one byte past :data:`MAX_MANIFEST_BYTES` (then :func:`parse` refuses it)."""
+    """Read a manifest, at most one byte past :data:`MAX_MANIFEST_BYTES` (then it is refused as too big)."""
     with storage.open_read(key) as fh:
         return fh.read(MAX_MANIFEST_BYTES + 1)
 
@@ -438,22 +431,3 @@ def load_manifest(storage: Storage, name: str) -> Manifest:
     :raises ManifestError: the manifest is unreadable or malformed (see :func:`parse_manifest`).
     """
     return parse_manifest(_read(storage, name), name)
-
-
-def load(storage: Storage, name: str) -> dict[str, Any]:
-    """Read and check the manifest of a complete backup like :func:`load_manifest`; return it as a dict.
-
-    Transitional: the dict reader of the restore engine and ``verify`` until they read :class:`Manifest`
-    (:func:`load_manifest`); it goes then.
-    """
-    return parse(_read(storage, name), name)
-
-
-def iter_files(manifest: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """Return ``(collection, partition, file)`` of each data file (transitional: :meth:`Manifest.files`)."""
-    out = []
-    for coll in manifest["collections"]:
-        for part in coll.get("data", []):
-            for f in part.get("files", []):
-                out.append((coll, part, f))
-    return out

@@ -1,4 +1,9 @@
-"""Capture a collection's complete metadata as plain JSON, and build a pymilvus schema back from it."""
+"""Capture a collection's complete metadata as plain JSON, and build a pymilvus schema back from it.
+
+A captured collection is read in two forms: the dict :func:`capture_collection` returns (a backup reads it
+before its manifest exists) and the manifest's :class:`~.manifest.CollectionEntry`. The fields themselves are
+dicts in both (Milvus' own description). :func:`exported_fields` and :func:`primary_field` take either.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,14 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import UnsupportedError
+from airflow_milvus_backup.engine.jsonmodel import value_of
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pymilvus import CollectionSchema, MilvusClient
+
+    from airflow_milvus_backup.engine.manifest import CollectionEntry
 
 log = logging.getLogger(__name__)
 
@@ -156,20 +166,23 @@ def capture_collection(client: MilvusClient, name: str, db_name: str) -> dict[st
     }
 
 
-def exported_fields(meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the fields whose values are stored in data files (function outputs are regenerated)."""
-    return [f for f in meta["fields"] if not f.get("is_function_output")]
+def exported_fields(meta: CollectionEntry | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the fields whose values are stored in data files (function outputs are regenerated).
+
+    :param meta: a captured collection (the manifest's entry, or :func:`capture_collection`'s dict).
+    """
+    return [f for f in value_of(meta, "fields") if not f.get("is_function_output")]
 
 
-def primary_field(meta: dict[str, Any]) -> dict[str, Any]:
-    """Return the primary key field of a captured collection."""
-    for f in meta["fields"]:
+def primary_field(meta: CollectionEntry | Mapping[str, Any]) -> dict[str, Any]:
+    """Return the primary key field of a captured collection (the manifest's entry, or its dict)."""
+    for f in value_of(meta, "fields"):
         if f.get("is_primary"):
             return f
-    raise UnsupportedError(f"Collection {meta['name']!r} has no primary key field in its metadata.")
+    raise UnsupportedError(f"Collection {value_of(meta, 'name')!r} has no primary key field in its metadata.")
 
 
-def build_schema(meta: dict[str, Any], *, auto_id: bool | None = None) -> CollectionSchema:
+def build_schema(meta: CollectionEntry, *, auto_id: bool | None = None) -> CollectionSchema:
     """Build a pymilvus ``CollectionSchema`` equal to the captured one.
 
     :param meta: a collection entry of the manifest.
@@ -178,17 +191,17 @@ def build_schema(meta: dict[str, Any], *, auto_id: bool | None = None) -> Collec
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
     schema = MilvusClient.create_schema(
-        auto_id=meta["auto_id"] if auto_id is None else auto_id,
-        enable_dynamic_field=meta["enable_dynamic_field"],
-        description=meta.get("description", ""),
+        auto_id=meta.auto_id if auto_id is None else auto_id,
+        enable_dynamic_field=meta.enable_dynamic_field,
+        description=meta.description or "",
     )
-    for f in meta["fields"]:
+    for f in meta.fields:
         kwargs: dict[str, Any] = dict(f.get("params") or {})
         for flag in ("is_primary", "is_partition_key", "is_clustering_key", "nullable"):
             if f.get(flag):
                 kwargs[flag] = True
         if f.get("is_primary"):
-            kwargs["auto_id"] = meta["auto_id"] if auto_id is None else auto_id
+            kwargs["auto_id"] = meta.auto_id if auto_id is None else auto_id
         if f.get("element_type"):
             kwargs["element_type"] = DataType[f["element_type"]]
             if f["element_type"] == "VARCHAR" and "max_length" not in kwargs:
@@ -208,11 +221,10 @@ def build_schema(meta: dict[str, Any], *, auto_id: bool | None = None) -> Collec
             dtype = DataType[f["type"]]
         except KeyError:
             raise UnsupportedError(
-                f"Field {f['name']!r} of {meta['name']!r} has type {f['type']} "
-                "that this pymilvus does not know."
+                f"Field {f['name']!r} of {meta.name!r} has type {f['type']} that this pymilvus does not know."
             ) from None
         schema.add_field(f["name"], dtype, description=f.get("description", ""), **kwargs)
-    for fn in meta.get("functions") or []:
+    for fn in meta.functions or ():
         schema.add_function(
             Function(
                 name=fn["name"],

@@ -18,13 +18,18 @@ raises.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.arrow import META_FIELD
 from airflow_milvus_backup.engine.errors import SchemaMismatchError
+from airflow_milvus_backup.engine.jsonmodel import value_of
 from airflow_milvus_backup.engine.schema import capture_field
+
+if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry
 
 #: Field params a server may not report back (Milvus Lite: array element max_length); ignored when missing.
 _UNREPORTED_PARAMS = {"max_length"}
@@ -63,19 +68,20 @@ def _captured(fields: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def schema_differences(
-    backup: dict[str, Any], target: dict[str, Any], policy: SchemaPolicy
+    backup: CollectionEntry | Mapping[str, Any], target: dict[str, Any], policy: SchemaPolicy
 ) -> list[Difference]:
     """Return every difference between a backed-up collection and a target, in the backup's field order.
 
-    :param backup: a collection entry of the manifest (``fields``, ``enable_dynamic_field``).
+    :param backup: a collection entry of the manifest (``fields``, ``enable_dynamic_field``), or its dict.
     :param target: the target's ``describe_collection`` (``fields``, ``enable_dynamic_field``).
     :param policy: what counts as a difference.
     """
     have = _captured(target["fields"])
-    names = {f["name"] for f in backup["fields"]}
+    fields = value_of(backup, "fields")
+    names = {f["name"] for f in fields}
     check = _takes_rows if policy is SchemaPolicy.TAKES_ROWS else _same
     out: list[Difference] = []
-    for f in backup["fields"]:
+    for f in fields:
         out += check(f, have.get(f["name"]))
     for name, t in have.items():
         if name in names:
@@ -84,9 +90,10 @@ def schema_differences(
             out.append(_diff(name, "is not in the backup", f"field {name!r} is not in the backup"))
         elif not (t.get("nullable") or "default_value" in t or t.get("is_function_output")):
             out.append(_diff(name, "the target requires it and the backup has no values for it"))
-    ours, theirs = bool(backup.get("enable_dynamic_field")), bool(target.get("enable_dynamic_field"))
+    dynamic = value_of(backup, "enable_dynamic_field")
+    ours, theirs = bool(dynamic), bool(target.get("enable_dynamic_field"))
     if policy is SchemaPolicy.SAME and ours != theirs:
-        why = f"dynamic field {theirs} instead of {backup.get('enable_dynamic_field')}"
+        why = f"dynamic field {theirs} instead of {dynamic}"
         out.append(_diff(META_FIELD, why, why))
     elif policy is SchemaPolicy.TAKES_ROWS and ours and not theirs:
         out.append(_diff(META_FIELD, "the backup has a dynamic field and the target does not"))
@@ -145,10 +152,12 @@ def _same(f: dict[str, Any], t: dict[str, Any] | None) -> list[Difference]:
     return out
 
 
-def require_takes_rows(backup: dict[str, Any], target: dict[str, Any], target_name: str) -> None:
+def require_takes_rows(
+    backup: CollectionEntry | Mapping[str, Any], target: dict[str, Any], target_name: str
+) -> None:
     """Refuse a ``skip_create`` restore into a target that cannot take the backup's rows.
 
-    :param backup: a collection entry of the manifest.
+    :param backup: a collection entry of the manifest (or its dict).
     :param target: the existing target's ``describe_collection``.
     :param target_name: the target, ``db.name``, for the message.
     :raises SchemaMismatchError: naming the first field the target cannot take and why.
@@ -156,8 +165,9 @@ def require_takes_rows(backup: dict[str, Any], target: dict[str, Any], target_na
     diffs = schema_differences(backup, target, SchemaPolicy.TAKES_ROWS)
     if diffs:
         d = diffs[0]
+        source = f"{value_of(backup, 'db_name')}.{value_of(backup, 'name')}"
         raise SchemaMismatchError(
             f"skip_create: field {d.field!r} of target {target_name} does not match backup collection "
-            f"{backup['db_name']}.{backup['name']}: {d.why}. Restore into a new collection "
-            "(collection_suffix) or pass drop_existing=True instead."
+            f"{source}: {d.why}. Restore into a new collection (collection_suffix) or pass "
+            "drop_existing=True instead."
         )

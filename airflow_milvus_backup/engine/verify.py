@@ -48,6 +48,7 @@ from airflow_milvus_backup.engine.storage import file_sha256
 from airflow_milvus_backup.engine.verify_rows import verify_restore
 
 if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry, DataFile, PartitionData
     from airflow_milvus_backup.engine.storage import Storage
 
 __all__ = ["canonical_value", "row_digest", "verify_backup", "verify_restore"]
@@ -91,43 +92,39 @@ def verify_backup(
         "unlisted": [],
     }
     try:
-        manifest = mf.load(storage, backup_name)
+        manifest = mf.load_manifest(storage, backup_name)
     except ManifestError as e:
         report["errors"].append({"key": mf.manifest_key(backup_name), "error": str(e)})
         if raise_on_error:
             raise
         return report
     errors: list[dict[str, Any]] = report["errors"]
-    try:
-        _check_manifest_shape(manifest)
-    except ManifestError as e:
-        errors.append({"key": mf.manifest_key(backup_name), "error": str(e)})
-    entries = mf.iter_files(manifest) if not errors else []
+    entries = manifest.files()
 
-    def check(entry: tuple[dict[str, Any], dict[str, Any], dict[str, Any]]) -> tuple[int, int, list[str]]:
+    def check(entry: tuple[CollectionEntry, PartitionData, DataFile]) -> tuple[int, int, list[str]]:
         coll, _, f = entry
         return _check_object(storage, backup_name, coll, f, tmp_dir)
 
     with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="verify") as pool:
         results = list(pool.map(check, entries))
     for (_, _, f), (size, rows, problems) in zip(entries, results, strict=True):
-        key = f"{backup_name}/{f['key']}"
+        key = f"{backup_name}/{f.key}"
         report["files_checked"] += 1
         report["bytes"] += size
         report["rows"] += rows
         errors.extend({"key": key, "error": p} for p in problems)
-    for coll in manifest["collections"] if entries else []:
-        for part in coll.get("data", []):
-            got = sum(int(f.get("rows", 0)) for f in part.get("files", []))
-            if got != int(part.get("rows", 0)):
+    for coll in manifest.collections if entries else ():
+        for part in coll.data:
+            got = sum(f.rows for f in part.files)
+            if got != part.rows:
                 errors.append(
                     {
                         "key": mf.manifest_key(backup_name),
-                        "error": f"partition {part.get('partition')!r} of {coll['db_name']}.{coll['name']} "
-                        f"lists {got} rows in its files but {part.get('rows')} in total",
+                        "error": f"partition {part.partition!r} of {coll.qualified_name} "
+                        f"lists {got} rows in its files but {part.rows} in total",
                     }
                 )
-    listed = {f"{backup_name}/{f['key']}" for _, _, f in mf.iter_files(manifest)}
+    listed = {f"{backup_name}/{f.key}" for _, _, f in entries}
     report["unlisted"] = sorted(
         o.key for o in storage.list(f"{backup_name}/{mf.DATA}") if o.key not in listed
     )
@@ -151,26 +148,11 @@ def verify_backup(
     return report
 
 
-def _check_manifest_shape(m: dict[str, Any]) -> None:
-    for coll in m["collections"]:
-        if not isinstance(coll, dict) or not {"db_name", "name", "fields"} <= set(coll):
-            raise ManifestError(
-                f"A collection entry of manifest {m['name']!r} lacks db_name, name or fields."
-            )
-        for part in coll.get("data", []):
-            for f in part.get("files", []):
-                if not {"key", "rows", "size", "sha256"} <= set(f):
-                    raise ManifestError(
-                        f"A file entry of {coll['db_name']}.{coll['name']} in manifest {m['name']!r} lacks "
-                        "key, rows, size or sha256."
-                    )
-
-
 def _check_object(
-    storage: Storage, backup: str, coll: dict[str, Any], f: dict[str, Any], tmp_dir: str | None
+    storage: Storage, backup: str, coll: CollectionEntry, f: DataFile, tmp_dir: str | None
 ) -> tuple[int, int, list[str]]:
     """Return (size, rows, problems) of one data object (the checks are :mod:`~.engine.integrity`'s)."""
-    key = f"{backup}/{f['key']}"
+    key = f"{backup}/{f.key}"
     fd, name = tempfile.mkstemp(prefix="milvus-verify-", suffix=".parquet", dir=tmp_dir)
     os.close(fd)
     path = Path(name)

@@ -85,8 +85,8 @@ def verify_restore(
     :param logger: where the summary goes.
     """
     lg = logger or log
-    manifest = mf.load(storage, backup_name)
-    by_source = {f"{c['db_name']}.{c['name']}": c for c in manifest["collections"]}
+    manifest = mf.load_manifest(storage, backup_name)
+    by_source = {c.qualified_name: c for c in manifest.collections}
     pairs, meta_only = _pairs(mapping)
     report: dict[str, Any] = {"backup_name": backup_name, "ok": True, "collections": [], "errors": []}
     if not pairs:
@@ -192,7 +192,7 @@ def _iter_rows(
 
 def _verify_collection(chk: CollectionCheck) -> dict[str, Any]:
     milvus, meta, tdb, tname = chk.milvus, chk.meta, chk.tdb, chk.tname
-    source = f"{meta['db_name']}.{meta['name']}"
+    source = meta.qualified_name
     target = chk.target
     res: dict[str, Any] = {"source": source, "target": target}
     client = connect(replace(milvus, db_name=tdb))
@@ -227,13 +227,13 @@ def _verify_collection(chk: CollectionCheck) -> dict[str, Any]:
 def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any]) -> None:
     storage, backup, meta, tname, meta_only = chk.storage, chk.backup, chk.meta, chk.tname, chk.meta_only
     fields = exported_fields(meta)
-    all_names = {f["name"] for f in meta["fields"]}
-    dynamic = bool(meta.get("enable_dynamic_field"))
+    all_names = {f["name"] for f in meta.fields}
+    dynamic = meta.enable_dynamic_field
     pk = primary_field(meta)["name"]
     pk_type = str(primary_field(meta)["type"])
     grammar = grammar_of(client)
     new_keys = chk.entry.get("keys") == "new"
-    partition_key = any(f.get("is_partition_key") for f in meta["fields"])
+    partition_key = any(f.get("is_partition_key") for f in meta.fields)
     out = ["*"] if dynamic else [f["name"] for f in fields]
     parts_report = []
     mismatches: list[Any] = []
@@ -241,23 +241,21 @@ def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any
     rows_expected = 0
     rows_found = 0
     data_equal = True
-    for part in meta.get("data", []):
-        pname = None if partition_key else part.get("partition")
-        expected = 0 if meta_only else int(part.get("rows", 0))
+    for part in meta.data:
+        pname = None if partition_key else part.partition
+        expected = 0 if meta_only else part.rows
         found = _count(client, tname, pk, pk_type, pname)
         rows_expected += expected
         rows_found += found
-        parts_report.append(
-            {"partition": part.get("partition"), "rows_expected": expected, "rows_found": found}
-        )
+        parts_report.append({"partition": part.partition, "rows_expected": expected, "rows_found": found})
         if found != expected:
             data_equal = False
         if meta_only:
             continue
         if new_keys:
             want: Counter[str] = Counter()
-            for f in part.get("files", []):
-                for table in iter_file_tables(storage, f"{backup}/{f['key']}", chk.tmp_dir):
+            for f in part.files:
+                for table in iter_file_tables(storage, f"{backup}/{f.key}", chk.tmp_dir):
                     for row in table_to_rows(table, fields, json_text=True):
                         want[row_digest(row, fields, all_names, dynamic, skip=pk, json_as_float=True)] += 1
             # query_iterator's rows come decoded by pymilvus (JSON numbers as float64): compare as such
@@ -272,8 +270,8 @@ def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any
         kw: dict[str, Any] = {"output_fields": out, "consistency_level": "Strong"}
         if pname:
             kw["partition_names"] = [pname]
-        for f in part.get("files", []):
-            for table in iter_file_tables(storage, f"{backup}/{f['key']}", chk.tmp_dir):
+        for f in part.files:
+            for table in iter_file_tables(storage, f"{backup}/{f.key}", chk.tmp_dir):
                 rows = table_to_rows(table, fields, json_text=True)
                 want_d = {r[pk]: row_digest(r, fields, all_names, dynamic) for r in rows}
                 got_rows = _exact_rows(
@@ -292,7 +290,7 @@ def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any
                         data_equal = False
                         if len(mismatches) < _MAX_MISMATCHES:
                             mismatches.append(key)
-    if partition_key or not meta.get("data"):
+    if partition_key or not meta.data:
         # rows outside the backed-up partitions (or in a collection with none) count too
         total = _count(client, tname, pk, pk_type, None)
         if total != rows_found:

@@ -21,6 +21,7 @@ from airflow_milvus_backup.engine.schema import primary_field
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
+    from airflow_milvus_backup.engine.manifest import CollectionEntry
     from airflow_milvus_backup.engine.storage import Storage
 
 log = logging.getLogger("airflow_milvus_backup.engine.verify")
@@ -56,13 +57,13 @@ def _index_of(client: MilvusClient, name: str, field_name: str) -> dict[str, Any
 
 
 def _sample_vectors(
-    storage: Storage, backup: str, meta: dict[str, Any], field_name: str, n: int, tmp_dir: str | None
+    storage: Storage, backup: str, meta: CollectionEntry, field_name: str, n: int, tmp_dir: str | None
 ) -> list[Any]:
     out: list[Any] = []
-    fields = [f for f in meta["fields"] if f["name"] == field_name]
-    for part in meta.get("data", []):
-        for f in part.get("files", []):
-            for table in iter_file_tables(storage, f"{backup}/{f['key']}", tmp_dir):
+    fields = [f for f in meta.fields if f["name"] == field_name]
+    for part in meta.data:
+        for f in part.files:
+            for table in iter_file_tables(storage, f"{backup}/{f.key}", tmp_dir):
                 for row in table_to_rows(table.select([field_name]), fields):
                     if row.get(field_name) is not None:
                         v = row[field_name]
@@ -80,7 +81,7 @@ class CollectionCheck:
     milvus: MilvusParams
     storage: Storage
     backup: str
-    meta: dict[str, Any]
+    meta: CollectionEntry
     tdb: str
     tname: str
     entry: dict[str, Any]
@@ -105,7 +106,7 @@ def compare_searches(client: MilvusClient, chk: CollectionCheck, res: dict[str, 
     """
     meta, tname, top_k = chk.meta, chk.tname, chk.top_k
     src_params = chk.source_milvus or chk.milvus
-    sdb, sname = meta["db_name"], meta["name"]
+    sdb, sname = meta.db_name, meta.name
     if chk.entry.get("keys") == "new" or res.get("keys") == "new":
         res["search_note"] = "skipped: the restore gave the rows new primary keys"
         return
@@ -113,7 +114,7 @@ def compare_searches(client: MilvusClient, chk: CollectionCheck, res: dict[str, 
         res["search_note"] = "skipped: the target is the source collection"
         return
     vector_fields = [
-        f["name"] for f in meta["fields"] if f["type"] in SEARCHED_TYPES and not f.get("is_function_output")
+        f["name"] for f in meta.fields if f["type"] in SEARCHED_TYPES and not f.get("is_function_output")
     ]
     if not vector_fields:
         res["search_note"] = "skipped: no vector field stored in the backup"

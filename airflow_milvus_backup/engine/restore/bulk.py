@@ -19,6 +19,7 @@ from airflow_milvus_backup.engine.restore.status_model import FileState
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.client import MilvusParams
+    from airflow_milvus_backup.engine.manifest import DataFile
     from airflow_milvus_backup.engine.progress import Progress
     from airflow_milvus_backup.engine.restore.context import Context
     from airflow_milvus_backup.engine.restore.plan import Plan, Target
@@ -43,7 +44,7 @@ def orm(ctx: Context, milvus: MilvusParams, db: str) -> Iterator[str]:
             connections.disconnect(alias)
 
 
-def import_path(ctx: Context, plan: Plan, f: dict[str, Any]) -> str:
+def import_path(ctx: Context, plan: Plan, f: DataFile) -> str:
     """Return the path Milvus' bulk import reads a data file from (relative to ``bulk_import_root``)."""
     location = ctx.storage.import_location()
     if location is None:  # the plan chose bulk import only where the storage has an import location
@@ -52,7 +53,7 @@ def import_path(ctx: Context, plan: Plan, f: dict[str, Any]) -> str:
             "method='insert'.",
             retryable=False,
         )
-    return location.import_path(f"{plan.backup}/{f['key']}", plan.opts.bulk_import_root)
+    return location.import_path(f"{plan.backup}/{f.key}", plan.opts.bulk_import_root)
 
 
 def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -> None:
@@ -68,7 +69,7 @@ def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) 
                 warnings.simplefilter("ignore", FutureWarning)
                 known = known_tasks(ctx, utility, t, alias) if t.action == "resume" else {}
                 for part, f in t.files():
-                    fs = status.of(t).files[f["key"]]
+                    fs = status.of(t).files[f.key]
                     if fs.done or (fs.task_id and fs.state == FileState.IMPORTING):
                         continue
                     path = import_path(ctx, plan, f)
@@ -76,13 +77,13 @@ def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) 
                     if fs.state == FileState.SUBMITTING and adopted is not None:
                         task_id = adopted
                     else:
-                        status.file_submitting(t, f["key"])
+                        status.file_submitting(t, f.key)
                         kwargs: dict[str, Any] = {}
-                        if not t.partition_key and part.get("partition"):
-                            kwargs["partition_name"] = part["partition"]
+                        if not t.partition_key and part.partition:
+                            kwargs["partition_name"] = part.partition
                         task_id = utility.do_bulk_insert(t.name, files=[path], using=alias, **kwargs)
                         n += 1
-                    status.job_submitted(t, f["key"], int(task_id))
+                    status.job_submitted(t, f.key, int(task_id))
     ctx.log.info("Restore %s: submitted %d import job(s)", plan.restore_id, n)
 
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pymilvus import MilvusClient
 
+    from airflow_milvus_backup.engine.manifest import DataFile, PartitionData
     from airflow_milvus_backup.engine.restore.plan import Plan, Target
     from airflow_milvus_backup.engine.restore.status import Status
 
@@ -64,7 +65,7 @@ def progress_of(ctx: Context, plan: Plan, status: Status) -> Progress:
     total = 0
     for t in plan.targets:
         files = status.of(t).files
-        total += sum(f["rows"] for _, f in t.files() if not (f["key"] in files and files[f["key"]].done))
+        total += sum(f.rows for _, f in t.files() if not (f.key in files and files[f.key].done))
     return Progress(
         f"Restore {plan.backup}",
         total_rows=total,
@@ -76,13 +77,13 @@ def progress_of(ctx: Context, plan: Plan, status: Status) -> Progress:
 
 def insert_all(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -> None:
     """Insert every pending data file; partitions (across collections) in parallel."""
-    units: list[tuple[Target, list[tuple[dict[str, Any], dict[str, Any], bool]]]] = []
+    units: list[tuple[Target, list[tuple[PartitionData, DataFile, bool]]]] = []
     for t in plan.targets:
         if t.action == "done":
             continue
         files = status.of(t).files
-        pending = [(p, f) for p, f in t.files() if not files[f["key"]].done]
-        started = [f["key"] for _, f in pending if files[f["key"]].state == FileState.STARTED]
+        pending = [(p, f) for p, f in t.files() if not files[f.key].done]
+        started = [f.key for _, f in pending if files[f.key].state == FileState.STARTED]
         if started and not t.keep_keys:
             restart_collection(ctx, milvus, plan, t, status, started)
             pending = list(t.files())
@@ -91,10 +92,10 @@ def insert_all(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) -
         resumed = status.of(t).resumed and t.keep_keys
         if pending:
             status.collection_restoring(t)
-        by_part: dict[str | None, list[tuple[dict[str, Any], dict[str, Any], bool]]] = {}
+        by_part: dict[str | None, list[tuple[PartitionData, DataFile, bool]]] = {}
         for p, f in pending:
             redo = resumed
-            by_part.setdefault(p.get("partition"), []).append((p, f, redo))
+            by_part.setdefault(p.partition, []).append((p, f, redo))
         units.extend((t, items) for items in by_part.values())
     status.save()
     if not units:
@@ -138,7 +139,7 @@ def restart_collection(
         c.drop_collection(t.name)
         create_collection(ctx, c, plan, t)
         if not t.partition_key:
-            for p in t.meta.get("partitions", []):
+            for p in t.meta.partitions or ():
                 if not c.has_partition(t.name, p):
                     c.create_partition(t.name, p)
         status.collection_restarted(t)
@@ -152,7 +153,7 @@ def insert_unit(
     milvus: MilvusParams,
     plan: Plan,
     t: Target,
-    items: list[tuple[dict[str, Any], dict[str, Any], bool]],
+    items: list[tuple[PartitionData, DataFile, bool]],
     status: Status,
     progress: Progress,
     stop: threading.Event,
@@ -184,9 +185,9 @@ def insert_unit(
             status.time_spent(t, time.monotonic() - began)
 
 
-def fetch(ctx: Context, plan: Plan, f: dict[str, Any], progress: Progress) -> Path:
+def fetch(ctx: Context, plan: Plan, f: DataFile, progress: Progress) -> Path:
     """Download a data file to a temporary file and check its size and sha256; return its path."""
-    key = f"{plan.backup}/{f['key']}"
+    key = f"{plan.backup}/{f.key}"
     fd, tmp_name = tempfile.mkstemp(prefix="milvus-restore-", suffix=".parquet", dir=ctx.tmp_dir)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -212,8 +213,8 @@ def insert_file(
     inserter: BatchInserter,
     plan: Plan,
     t: Target,
-    part: dict[str, Any],
-    f: dict[str, Any],
+    part: PartitionData,
+    f: DataFile,
     redo: bool,
     status: Status,
     progress: Progress,
@@ -224,8 +225,8 @@ def insert_file(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    key = f"{plan.backup}/{f['key']}"
-    partition = None if t.partition_key else part.get("partition")
+    key = f"{plan.backup}/{f.key}"
+    partition = None if t.partition_key else part.partition
     try:
         # pre_buffer=False: read a row group at a time, not the whole file into memory up front
         pf = pq.ParquetFile(str(tmp), pre_buffer=False)
@@ -234,7 +235,7 @@ def insert_file(
         integrity.check_json_kinds(pf, t.meta, key, kinds, plan.server.label, t.target)
         batch_rows = ctx.insert_batch_rows or auto_batch_rows(pf, ctx.insert_batch_bytes)
         # with new keys, a partly inserted file forces a restart of the collection: recorded at once
-        status.file_started(t, f["key"])
+        status.file_started(t, f.key)
         n = 0
         for batch in pf.iter_batches(batch_size=batch_rows, use_threads=False):
             if stop.is_set():
@@ -253,23 +254,21 @@ def insert_file(
                             key=key,
                             target=t.target,
                             reason=milvus.scrub(message_of(e)),
-                            fields=list(t.meta["fields"]),
-                            suspect=misfit_field(
-                                table, exported_fields(t.meta), bool(t.meta.get("enable_dynamic_field"))
-                            ),
+                            fields=list(t.meta.fields),
+                            suspect=misfit_field(table, exported_fields(t.meta), t.meta.enable_dynamic_field),
                         )
                     ) from e
                 raise
             n += table.num_rows
-            status.file_progress(t, f["key"], n)
+            status.file_progress(t, f.key, n)
             progress.add(rows=table.num_rows)
-        if n != f["rows"]:
+        if n != f.rows:
             raise IntegrityError(
                 f"Data object {key!r} of backup {plan.backup!r} held {n} rows, its manifest says "
-                f"{f['rows']}; the backup is inconsistent. Verify it (verify_backup) and restore another "
+                f"{f.rows}; the backup is inconsistent. Verify it (verify_backup) and restore another "
                 "one."
             )
-        status.file_done(t, f["key"], n)
+        status.file_done(t, f.key, n)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -14,9 +14,9 @@ from airflow_milvus_backup.engine.fieldtypes import (
     TYPE_SINCE,
     VECTOR_TYPES,
 )
-from airflow_milvus_backup.engine.restore.context import qualified
 
 if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
     from airflow_milvus_backup.engine.restore.plan import Target
     from airflow_milvus_backup.engine.storage import ImportLocation
@@ -83,15 +83,15 @@ class ServerInfo:
         return None
 
 
-def check_fields(meta: dict[str, Any], server: ServerInfo, address: str) -> None:
+def check_fields(meta: CollectionEntry, server: ServerInfo, address: str) -> None:
     """Refuse a collection whose fields ``server`` cannot hold (the message names the field and the fix).
 
     :param meta: the collection's manifest entry.
     :param server: the target Milvus.
     :param address: the target Milvus' address, for the message.
     """
-    src = qualified(meta["db_name"], meta["name"])
-    for f in meta["fields"]:
+    src = meta.qualified_name
+    for f in meta.fields:
         problem = server.field_problem(f)
         if problem:
             raise UnsupportedError(
@@ -99,7 +99,7 @@ def check_fields(meta: dict[str, Any], server: ServerInfo, address: str) -> None
                 f"{address}: {problem}. Restore this collection to a Milvus that supports it, or "
                 "leave it out of collection_names."
             )
-    vectors = [f["name"] for f in meta["fields"] if f["type"] in VECTOR_TYPES]
+    vectors = [f["name"] for f in meta.fields if f["type"] in VECTOR_TYPES]
     if len(vectors) > 1 and not server.at_least(2, 4):
         raise UnsupportedError(
             f"{src} has {len(vectors)} vector fields ({', '.join(vectors)}); {server.label} at "
@@ -144,9 +144,9 @@ def bulk_blockers(
     for t in targets:
         if not t.keep_keys:
             out.append(f"{t.source} gets new primary keys (bulk import cannot leave out the key column)")
-        elif t.meta.get("auto_id") or t.auto_id_property:
+        elif t.meta.auto_id or t.auto_id_property:
             out.append(f"{t.source} has an auto_id primary key (bulk import refuses the key column)")
-        for f in t.meta["fields"]:
+        for f in t.meta.fields:
             if f.get("is_function_output"):
                 out.append(f"{t.source} has function output field {f['name']!r}")
             elif f["type"] not in BULK_IMPORT_TYPES:

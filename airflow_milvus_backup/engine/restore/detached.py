@@ -145,7 +145,7 @@ def _reopened(
     A failure the restore caused (a failed import job, a bad row count) is recorded and not raised: the
     caller returns the status, which says why. A lost connection is raised (the restore may go on).
     """
-    manifest = mf.load(ctx.storage, name)
+    manifest = mf.load_manifest(ctx.storage, name)
     client = connect(milvus)
     try:
         with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):

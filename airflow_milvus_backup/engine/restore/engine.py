@@ -209,7 +209,7 @@ class RestoreEngine:
             check_restore_id(restore_id)
         if isinstance(collection_names, str):
             collection_names = [collection_names]
-        manifest = mf.load(self.storage, name)
+        manifest = mf.load_manifest(self.storage, name)
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore of backup {name!r}"):
@@ -262,7 +262,7 @@ class RestoreEngine:
         )
         for t in plan.targets:
             self.log.info(
-                "  %s -> %s (%s, %s rows)", t.source, t.target, t.action, f"{t.meta.get('row_count', 0):,}"
+                "  %s -> %s (%s, %s rows)", t.source, t.target, t.action, f"{t.meta.row_count or 0:,}"
             )
         setup.setup(self.ctx, client, milvus, plan, status)
         if not plan.opts.meta_only:

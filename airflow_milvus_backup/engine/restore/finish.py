@@ -47,7 +47,7 @@ def finish(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan,
 
 def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
     """Load or release a target as the source was; record what was done."""
-    source = t.meta.get("load_state")
+    source = t.meta.load_state
     before = state_name(c.get_load_state(t.name))
     report: dict[str, Any] = {"source": source, "before": before}
     if not plan.opts.restore_load_state or t.action == "existing":
@@ -80,10 +80,10 @@ def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, sta
 def restore_aliases(ctx: Context, c: MilvusClient, plan: Plan, t: Target, status: Status) -> None:
     """Create the source's aliases (with the suffix) on a target; report the ones taken elsewhere."""
     restored, skipped = [], []
-    if t.meta.get("aliases"):
+    if t.meta.aliases:
         taken = set(c.list_aliases().get("aliases", []))
         mine = set(c.list_aliases(t.name).get("aliases", []))
-        for a in t.meta["aliases"]:
+        for a in t.meta.aliases:
             alias = a + plan.opts.collection_suffix
             if alias in mine:
                 restored.append(alias)

@@ -35,6 +35,7 @@ from airflow_milvus_backup.engine.schema import primary_field
 from airflow_milvus_backup.engine.schema_compare import require_takes_rows
 
 if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry, DataFile, Manifest, PartitionData
     from airflow_milvus_backup.engine.restore.selection import Pair
     from airflow_milvus_backup.engine.restore.snapshot import TargetSnapshot
     from airflow_milvus_backup.engine.storage import ImportLocation
@@ -61,7 +62,7 @@ class Action(StrValue):
 class Target:
     """One collection to restore: where from, where to, and how (its progress: ``Status.of``)."""
 
-    meta: dict[str, Any]
+    meta: CollectionEntry
     db: str
     name: str
     action: Action
@@ -71,7 +72,7 @@ class Target:
     @property
     def source(self) -> str:
         """Return the source as ``db.collection``."""
-        return qualified(self.meta["db_name"], self.meta["name"])
+        return qualified(self.meta.db_name, self.meta.name)
 
     @property
     def target(self) -> str:
@@ -81,17 +82,17 @@ class Target:
     @property
     def partition_key(self) -> bool:
         """Return whether the collection has a partition-key field."""
-        return any(f.get("is_partition_key") for f in self.meta["fields"])
+        return any(f.get("is_partition_key") for f in self.meta.fields)
 
     @property
     def pk(self) -> str:
         """Return the primary key field's name."""
         return str(primary_field(self.meta)["name"])
 
-    def files(self) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-        """Yield (partition entry, file entry) for every data file of the collection in the backup."""
-        for part in self.meta.get("data", []):
-            for f in part.get("files", []):
+    def files(self) -> Iterator[tuple[PartitionData, DataFile]]:
+        """Yield (partition, data file) for every data file of the collection in the backup."""
+        for part in self.meta.data:
+            for f in part.files:
                 yield part, f
 
 
@@ -106,7 +107,7 @@ class Plan:
     """
 
     backup: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     opts: RestoreOptions
     server: ServerInfo
     targets: tuple[Target, ...]
@@ -121,7 +122,7 @@ class Plan:
 
 
 def arguments_of(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     pairs: Iterable[Pair],
     opts: RestoreOptions,
     address: str,
@@ -129,10 +130,10 @@ def arguments_of(
 ) -> dict[str, Any]:
     """Return a restore's arguments as its status records them (a resume matches their fingerprint)."""
     return {
-        "backup_name": manifest["name"],
-        "backup_id": manifest["id"],
+        "backup_name": manifest.name,
+        "backup_id": manifest.id,
         "target": {"address": address, "db_name": connection_db or DEFAULT_DB},
-        "collections": [[p.meta["db_name"] + "." + p.meta["name"], qualified(p.db, p.name)] for p in pairs],
+        "collections": [[p.meta.qualified_name, qualified(p.db, p.name)] for p in pairs],
         "options": opts.fingerprint_fields(),
     }
 
@@ -144,7 +145,7 @@ def fingerprint_of(arguments: dict[str, Any]) -> str:
 
 
 def make_plan(
-    manifest: dict[str, Any],
+    manifest: Manifest,
     opts: RestoreOptions,
     server: ServerInfo,
     snapshot: TargetSnapshot | None,
@@ -171,7 +172,7 @@ def make_plan(
         :func:`decide_action`, :func:`key_policy`, :func:`choose_method` and
         :func:`~.capabilities.check_fields`.
     """
-    name = manifest["name"]
+    name = manifest.name
     args = arguments_of(manifest, pairs, opts, address, connection_db)
     fp = fingerprint_of(args)
     rid = restore_id or (prior["restore_id"] if prior else new_restore_id())
@@ -187,7 +188,7 @@ def make_plan(
         check_fields(meta, server, address)
         exists = tname in snapshot.collections.get(tdb, ())
         if tdb not in snapshot.databases and tdb not in databases:
-            databases[tdb] = db_properties(manifest, meta["db_name"])
+            databases[tdb] = db_properties(manifest, meta.db_name)
         pe = prior_entries.get(qualified(tdb, tname))
         action = decide_action(tdb, tname, exists, pe, opts, address)
         desc = snapshot.described.get((tdb, tname))
@@ -240,7 +241,7 @@ def decide_action(
 
 
 def key_policy(
-    meta: dict[str, Any],
+    meta: CollectionEntry,
     tdb: str,
     tname: str,
     action: Action,
@@ -255,7 +256,7 @@ def key_policy(
     :raises SchemaMismatchError: an existing target whose fields cannot take the backup's.
     :raises UnsupportedError: an auto_id key the server cannot keep, without ``accept_new_primary_keys``.
     """
-    target_auto_id = bool(meta.get("auto_id"))
+    target_auto_id = meta.auto_id
     if action == Action.EXISTING:
         if described is None:
             raise ValueError(f"key_policy needs describe_collection of {qualified(tdb, tname)}")
@@ -269,7 +270,7 @@ def key_policy(
         return False, False
     pk = primary_field(meta)["name"]
     raise UnsupportedError(
-        f"{qualified(meta['db_name'], meta['name'])} has an auto_id primary key {pk!r}; {server.label} "
+        f"{meta.qualified_name} has an auto_id primary key {pk!r}; {server.label} "
         f"at {address} cannot keep the backed-up keys (it has no '{AUTO_ID_PROPERTY}' property, "
         "and its bulk import refuses an auto_id key column). Pass accept_new_primary_keys=True to let "
         "Milvus generate new keys, or restore to Milvus 2.6+ / Milvus Lite."
@@ -313,16 +314,16 @@ def choose_method(
     return Method.BULK_IMPORT, "the target Milvus reads the backup's bucket"
 
 
-def db_properties(manifest: dict[str, Any], source_db: str) -> dict[str, str]:
+def db_properties(manifest: Manifest, source_db: str) -> dict[str, str]:
     """Return the captured properties of a source database that a new database can take."""
-    props = (manifest.get("databases") or {}).get(source_db) or {}
+    props = (manifest.databases or {}).get(source_db) or {}
     return {str(k): str(v) for k, v in props.items() if str(k).lower() not in _DB_INFO_KEYS}
 
 
-def plan_from_status(body: dict[str, Any], manifest: dict[str, Any], server: ServerInfo) -> Plan:
+def plan_from_status(body: dict[str, Any], manifest: Manifest, server: ServerInfo) -> Plan:
     """Return the plan of a submitted restore, rebuilt from its status and manifest."""
     opts = RestoreOptions.build(body["arguments"]["options"])
-    by_source = {qualified(c["db_name"], c["name"]): c for c in manifest["collections"]}
+    by_source = {qualified(c.db_name, c.name): c for c in manifest.collections}
     targets = []
     for entry in body["collections"]:
         db, name = entry["target"].split(".", 1)

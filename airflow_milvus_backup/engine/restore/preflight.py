@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
@@ -12,6 +12,7 @@ from airflow_milvus_backup.engine.restore.options import Method
 from airflow_milvus_backup.engine.restore.plan import Action
 
 if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry, DataFile
     from airflow_milvus_backup.engine.restore.context import Context
     from airflow_milvus_backup.engine.restore.plan import Plan, Target
 
@@ -27,20 +28,25 @@ def check(ctx: Context, plan: Plan) -> None:
     if plan.opts.meta_only:
         return
     check_listing(ctx, plan)
-    integrity.check_footers(ctx.storage, plan.backup, pending_files(plan, with_meta=True), ctx.parallelism)
+    integrity.check_footers(ctx.storage, plan.backup, pending_with_meta(plan), ctx.parallelism)
     if plan.method == Method.BULK_IMPORT:
         verify_objects(ctx, plan)
 
 
-def pending_files(plan: Plan, with_meta: bool = False) -> list[Any]:
-    """Return the manifest entries of the data files this restore will read (with their collection's)."""
-    out: list[Any] = []
+def pending_with_meta(plan: Plan) -> list[tuple[CollectionEntry, DataFile]]:
+    """Return the data files this restore will read, each with its collection's entry."""
+    out: list[tuple[CollectionEntry, DataFile]] = []
     for t in plan.targets:
         if t.action == Action.DONE:
             continue
         done = set(prior_done(plan, t))
-        out.extend((t.meta, f) if with_meta else f for _, f in t.files() if f["key"] not in done)
+        out.extend((t.meta, f) for _, f in t.files() if f.key not in done)
     return out
+
+
+def pending_files(plan: Plan) -> list[DataFile]:
+    """Return the manifest entries of the data files this restore will read."""
+    return [f for _, f in pending_with_meta(plan)]
 
 
 def check_listing(ctx: Context, plan: Plan) -> None:
@@ -56,14 +62,14 @@ def check_listing(ctx: Context, plan: Plan) -> None:
     stored = {o.key: o.size for o in ctx.storage.list(f"{plan.backup}/{mf.DATA}")}
     problems = []
     for f in pending:
-        key = f"{plan.backup}/{f['key']}"
+        key = f"{plan.backup}/{f.key}"
         size = stored.get(key)
         if size is None:
             problems.append(f"Data object {key!r} of backup {plan.backup!r} is missing from {where}")
-        elif size != f.get("size"):
+        elif size != f.size:
             problems.append(
                 f"Data object {key!r} of backup {plan.backup!r} in {where} does not match its manifest "
-                f"({size} bytes stored, {f.get('size')} in the manifest): it was truncated or replaced"
+                f"({size} bytes stored, {f.size} in the manifest): it was truncated or replaced"
             )
     if problems:
         more = f" ({len(problems) - 1} more object(s) missing or wrong)" if len(problems) > 1 else ""
@@ -80,8 +86,8 @@ def verify_objects(ctx: Context, plan: Plan) -> None:
     if not jobs:
         return
 
-    def check(f: dict[str, Any]) -> None:
-        key = f"{plan.backup}/{f['key']}"
+    def check(f: DataFile) -> None:
+        key = f"{plan.backup}/{f.key}"
         try:
             digest, size = ctx.storage.sha256(key)
         except StorageNotFoundError:

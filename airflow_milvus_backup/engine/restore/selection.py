@@ -8,7 +8,7 @@ source per target, and the manifest's own names and keys, all checked before any
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import CollectionNotFoundError, InvalidArgumentError
@@ -23,19 +23,20 @@ from airflow_milvus_backup.engine.names import (
 from airflow_milvus_backup.engine.restore.context import qualified
 
 if TYPE_CHECKING:
+    from airflow_milvus_backup.engine.manifest import CollectionEntry, Manifest
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
 
 
 class Pair(NamedTuple):
     """A selected collection of the backup and the target it is restored to."""
 
-    meta: dict[str, Any]
+    meta: CollectionEntry
     db: str
     name: str
 
 
 def select_targets(
-    manifest: dict[str, Any], opts: RestoreOptions, requested: Iterable[str] | None, connection_db: str | None
+    manifest: Manifest, opts: RestoreOptions, requested: Iterable[str] | None, connection_db: str | None
 ) -> list[Pair]:
     """Return the collections to restore and their targets, checked: names, renames, one source per target.
 
@@ -46,9 +47,9 @@ def select_targets(
     :raises CollectionNotFoundError: a selected or renamed collection that is not in the backup.
     :raises InvalidArgumentError: two sources onto one target; a bad target name; a damaged manifest entry.
     """
-    name = manifest["name"]
+    name = manifest.name
     where = f"backup {name!r}"
-    by_source = {(c["db_name"], c["name"]): c for c in manifest["collections"]}
+    by_source = {(c.db_name, c.name): c for c in manifest.collections}
     available: dict[str, list[str]] = {}
     for db, coll in by_source:
         available.setdefault(db, []).append(coll)

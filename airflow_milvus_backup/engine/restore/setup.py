@@ -22,6 +22,7 @@ from airflow_milvus_backup.engine.schema import build_schema
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
+    from airflow_milvus_backup.engine.manifest import CollectionEntry
     from airflow_milvus_backup.engine.restore.plan import Plan, Target
     from airflow_milvus_backup.engine.restore.status import Status
 
@@ -108,7 +109,7 @@ def setup_one(
     foreign = t not in created_now and t.action != "resume"
     if not t.partition_key:
         have = set(c.list_partitions(t.name))
-        for p in t.meta.get("partitions", []):
+        for p in t.meta.partitions or ():
             if p not in have:
                 if foreign:
                     kept.append(f"partition {p} created in {t.target}")
@@ -122,7 +123,7 @@ def setup_one(
         and not plan.opts.meta_only
         and plan.opts.restore_load_state
         and t.action != "existing"
-        and t.meta.get("load_state") in ("Loaded", "Loading")
+        and t.meta.load_state in ("Loaded", "Loading")
     ):
         # Loaded now, the inserted rows stream into the loaded collection; loaded at the end, Milvus
         # reads them all back from object storage (bench/: about 5 s per 100k 768-d rows on 2.3.5).
@@ -138,11 +139,11 @@ def create_collection(ctx: Context, c: MilvusClient, plan: Plan, t: Target) -> N
     """Create a target collection with the captured schema, properties and partitions count."""
     meta = t.meta
     schema = build_schema(meta)
-    props = {str(k): str(v) for k, v in (meta.get("properties") or {}).items()}
+    props = {str(k): str(v) for k, v in (meta.properties or {}).items()}
     if t.auto_id_property and not plan.opts.meta_only:
         props[AUTO_ID_PROPERTY] = "true"
-    kwargs: dict[str, Any] = {"schema": schema, "num_shards": int(meta.get("num_shards") or 1)}
-    level = meta.get("consistency_level_name") or meta.get("consistency_level")
+    kwargs: dict[str, Any] = {"schema": schema, "num_shards": int(meta.num_shards or 1)}
+    level = meta.consistency_level_name or meta.consistency_level
     if level is not None:
         kwargs["consistency_level"] = level
     if props:
@@ -158,9 +159,9 @@ def wanted_indexes(ctx: Context, plan: Plan, t: Target) -> list[dict[str, Any]]:
     """Return the index specs to build on a target (AUTOINDEX on vectors with ``use_auto_index``)."""
     if not plan.opts.restore_index:
         return []
-    types = {f["name"]: f["type"] for f in t.meta["fields"]}
+    types = {f["name"]: f["type"] for f in t.meta.fields}
     out = []
-    for idx in t.meta.get("indexes", []):
+    for idx in t.meta.indexes or ():
         is_vector = types.get(idx["field_name"]) in VECTOR_TYPES
         spec = {
             "index_name": idx.get("index_name") or idx["field_name"],
@@ -286,19 +287,19 @@ def index_report(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: spec[k] for k in ("index_name", "field_name", "index_type", "metric_type", "params")}
 
 
-def partition_key_count(meta: dict[str, Any]) -> int | None:
+def partition_key_count(meta: CollectionEntry) -> int | None:
     """Return the number of partitions to ask for on a partition-key collection.
 
     Milvus names them ``_default_N``; Milvus Lite always makes 16 ``_pk_N`` (plus a ``_default``) and reports
     17.
     """
-    if not any(f.get("is_partition_key") for f in meta["fields"]):
+    if not any(f.get("is_partition_key") for f in meta.fields):
         return None
-    parts = meta.get("partitions") or []
+    parts = meta.partitions or ()
     keyed = [p for p in parts if re.fullmatch(r"_(default|pk)_\d+", p)]
     if keyed:
         return len(keyed)
-    n = meta.get("num_partitions")
+    n = meta.num_partitions
     return int(n) if n else None
 
 

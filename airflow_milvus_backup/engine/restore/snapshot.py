@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
     from airflow_milvus_backup.engine.client import MilvusParams
+    from airflow_milvus_backup.engine.manifest import Manifest
     from airflow_milvus_backup.engine.restore.context import Context
     from airflow_milvus_backup.engine.restore.options import RestoreOptions
     from airflow_milvus_backup.engine.restore.plan import Plan
@@ -97,7 +98,7 @@ def prepare(
     ctx: Context,
     client: MilvusClient,
     milvus: MilvusParams,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     requested: Iterable[str] | None,
     opts: RestoreOptions,
     restore_id: str | None,
@@ -114,7 +115,7 @@ def prepare(
     """
     pairs = select_targets(manifest, opts, requested, milvus.db_name)
     arguments = arguments_of(manifest, pairs, opts, milvus.address, milvus.db_name)
-    prior = find_prior(ctx, manifest["name"], restore_id, fingerprint_of(arguments), arguments)
+    prior = find_prior(ctx, manifest.name, restore_id, fingerprint_of(arguments), arguments)
     if prior is not None and prior.get("state") == SUCCESS:
         server, snapshot = ServerInfo.detect("", milvus.is_lite), None  # nothing to do: Milvus is not asked
     else:

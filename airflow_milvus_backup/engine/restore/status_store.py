@@ -155,8 +155,8 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
         keep = pe if pe is not None and t.action in _CARRIED else None
         files: dict[str, FileStatus] = {}
         for part, f in t.files():
-            old = keep.files.get(f["key"]) if keep else None
-            files[f["key"]] = old or FileStatus(partition=part.get("partition"), rows=f["rows"])
+            old = keep.files.get(f.key) if keep else None
+            files[f.key] = old or FileStatus(partition=part.partition, rows=f.rows)
         c = CollectionStatus(
             source=t.source,
             target=t.target,
@@ -164,7 +164,7 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
             created=keep.created if keep else False,
             keys="kept" if t.keep_keys else "new",
             state=CollectionState.SUCCESS if t.action == "done" else CollectionState.PENDING,
-            rows_expected=0 if meta_only else int(t.meta.get("row_count", 0)),
+            rows_expected=0 if meta_only else int(t.meta.row_count or 0),
             files_total=0 if meta_only else len(files),
             files={} if meta_only else files,
             temp_properties=list(keep.temp_properties) if keep else [],
@@ -182,7 +182,7 @@ def open_status(ctx: Context, plan: Plan, milvus: MilvusParams) -> Status:
     doc = RestoreStatus(
         restore_id=plan.restore_id,
         backup_name=plan.backup,
-        backup_id=plan.manifest["id"],
+        backup_id=plan.manifest.id,
         state=RunState.EXECUTING,
         method=str(plan.method or ""),
         method_reason=plan.method_reason,
