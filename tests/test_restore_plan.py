@@ -702,3 +702,18 @@ def test_a_submitted_restore_is_planned_again_from_its_status():
         ("default.c1", "default.c1_r", Action.REPLACE, True, False),
         ("default.a", "other.a", Action.RESUME, True, True),
     ]
+
+
+def test_the_setup_undo_log_owns_what_it_created_or_resumes_and_lists_what_it_cannot_undo():
+    from airflow_milvus_backup.engine.restore.setup import UndoLog
+
+    made, other = _target(coll("made")), _target(coll("other"))
+    resumed = dataclasses.replace(_target(coll("resumed")), action=Action.RESUME)
+    undo = UndoLog()
+    undo.created(made)
+    undo.created_database("db2")
+    undo.cannot_undo("existing collection default.other dropped")
+    assert (undo.owns(made), undo.owns(resumed), undo.owns(other)) == (True, True, False)
+    assert (undo.collections, undo.databases) == ([made], ["db2"])
+    assert undo.irreversible == ["existing collection default.other dropped"]
+    assert UndoLog(collections=[other]).collections == [other]

@@ -228,7 +228,7 @@ class RestoreEngine:
                         # data that disagrees with its manifest leaves no target this restore created empty
                         empty = [t for t in plan.targets if status.of(t).created]
                         empty = [t for t in empty if not status.of(t).rows_restored]
-                        setup.rollback(self.ctx, client, milvus, empty, [], status)
+                        setup.rollback(self.ctx, client, milvus, setup.UndoLog(collections=empty), status)
                     if status.untouched:
                         status.discard()  # the failed setup was undone: no state is left behind
                     else:

@@ -10,6 +10,7 @@ restore that changed nothing leaves no state behind).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
@@ -27,16 +28,44 @@ if TYPE_CHECKING:
     from airflow_milvus_backup.engine.restore.status import Status
 
 
+@dataclass
+class UndoLog:
+    """What a setup did, so that a failed one can be undone: what it created, and what it cannot undo.
+
+    :param collections: targets this setup created (dropped again by :func:`rollback`).
+    :param databases: databases this setup created (dropped again, after their collections).
+    :param irreversible: changes a rollback does not undo (an existing collection dropped, a property set, a
+        partition or index added to a collection that is not this restore's), for the log.
+    """
+
+    collections: list[Target] = field(default_factory=list)
+    databases: list[str] = field(default_factory=list)
+    irreversible: list[str] = field(default_factory=list)
+
+    def created(self, t: Target) -> None:
+        """Record that this setup created ``t``'s collection."""
+        self.collections.append(t)
+
+    def created_database(self, db: str) -> None:
+        """Record that this setup created database ``db``."""
+        self.databases.append(db)
+
+    def cannot_undo(self, change: str) -> None:
+        """Record a change that a rollback leaves in place."""
+        self.irreversible.append(change)
+
+    def owns(self, t: Target) -> bool:
+        """Return whether ``t``'s collection is this restore's (created now, or by the attempt it resumes)."""
+        return t in self.collections or t.action == "resume"
+
+
 def setup(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan, status: Status) -> None:
     """Create databases, collections, partitions and indexes; undo what this call created if it fails.
 
     When the undo leaves Milvus as it was (a new restore that only created things, all dropped again),
     ``status.untouched`` is set: the failed restore leaves no state behind, not even its status object.
     """
-    created_now: list[Target] = []
-    dbs_now: list[str] = []
-    #: changes a rollback does not undo (an existing collection dropped or altered)
-    kept: list[str] = []
+    undo = UndoLog()
     try:
         existing_dbs = set(client.list_databases()) if plan.databases else set()
         for db, props in plan.databases.items():
@@ -47,21 +76,23 @@ def setup(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan, 
                 client.create_database(db, properties=props)
             else:
                 client.create_database(db)
-            dbs_now.append(db)
+            undo.created_database(db)
             status.database_created(db)
         for t in plan.targets:
             if t.action == "done":
                 continue
             c = client_for(milvus, t.db)
             try:
-                setup_one(ctx, c, plan, t, status, created_now, kept)
+                setup_one(ctx, c, plan, t, status, undo)
             finally:
                 c.close()
     except BaseException:
-        undone = rollback(ctx, client, milvus, created_now, dbs_now, status)
-        status.untouched = undone and not kept and plan.prior is None
-        if kept:
-            ctx.log.warning("The failed setup of restore %s left: %s", plan.restore_id, "; ".join(kept))
+        undone = rollback(ctx, client, milvus, undo, status)
+        status.untouched = undone and not undo.irreversible and plan.prior is None
+        if undo.irreversible:
+            ctx.log.warning(
+                "The failed setup of restore %s left: %s", plan.restore_id, "; ".join(undo.irreversible)
+            )
         raise
 
 
@@ -71,13 +102,12 @@ def setup_one(
     plan: Plan,
     t: Target,
     status: Status,
-    created_now: list[Target],
-    kept: list[str],
+    undo: UndoLog,
 ) -> None:
     """Set up one target: drop/replace, create, properties, partitions, indexes, early load."""
     exists = c.has_collection(t.name)
     if t.action == "replace" and exists and not status.of(t).created:
-        kept.append(f"existing collection {t.target} dropped")
+        undo.cannot_undo(f"existing collection {t.target} dropped")
         aliases = list(c.list_aliases(t.name).get("aliases", []))
         for a in aliases:
             c.drop_alias(a)
@@ -94,29 +124,29 @@ def setup_one(
         status.collection_created(
             t, [AUTO_ID_PROPERTY] if t.auto_id_property else [], anew=t.action == "resume"
         )
-        created_now.append(t)
+        undo.created(t)
         create_collection(ctx, c, plan, t)
     elif t.action == "existing" and t.auto_id_property:
         props = c.describe_collection(t.name).get("properties") or {}
         if str(props.get(AUTO_ID_PROPERTY, "")).lower() != "true":
-            kept.append(f"property {AUTO_ID_PROPERTY} set on {t.target}")
+            undo.cannot_undo(f"property {AUTO_ID_PROPERTY} set on {t.target}")
             c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
             status.temp_property_set(t, AUTO_ID_PROPERTY)
     elif t.action == "resume" and t.auto_id_property and not plan.opts.meta_only:
         c.alter_collection_properties(t.name, {AUTO_ID_PROPERTY: "true"})
     # a collection this call created is dropped again by a rollback, with its partitions and indexes; a
     # resumed one belongs to this restore (its status says so); any other one is someone else's
-    foreign = t not in created_now and t.action != "resume"
+    foreign = not undo.owns(t)
     if not t.partition_key:
         have = set(c.list_partitions(t.name))
         for p in t.meta.partitions or ():
             if p not in have:
                 if foreign:
-                    kept.append(f"partition {p} created in {t.target}")
+                    undo.cannot_undo(f"partition {p} created in {t.target}")
                 c.create_partition(t.name, p)
     if t.action != "existing":
         if foreign:
-            kept.append(f"indexes created on {t.target}")
+            undo.cannot_undo(f"indexes created on {t.target}")
         create_indexes(ctx, c, plan, t, status)
     if (
         plan.method == "insert"
@@ -253,13 +283,12 @@ def rollback(
     ctx: Context,
     client: MilvusClient,
     milvus: MilvusParams,
-    created: list[Target],
-    dbs: list[str],
+    undo: UndoLog,
     status: Status,
 ) -> bool:
-    """Drop what a failed setup created; return whether all of it is gone."""
+    """Drop what a failed setup created (its undo log), collections first; return whether all is gone."""
     undone = True
-    for t in created:
+    for t in undo.collections:
         try:
             c = client_for(milvus, t.db)
             try:
@@ -271,7 +300,7 @@ def rollback(
         except Exception as e:  # noqa: BLE001 - the original error matters more
             undone = False
             ctx.log.warning("Could not drop %s after the failed setup: %s; drop it by hand", t.target, e)
-    for db in dbs:
+    for db in undo.databases:
         try:
             client.drop_database(db)
             status.database_dropped(db)
