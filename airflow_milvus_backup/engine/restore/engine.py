@@ -103,6 +103,7 @@ class RestoreEngine:
         options: RestoreOptions | None = None,
         *,
         restore_id: str | None = None,
+        wait: bool = True,
         **option_values: Any,
     ) -> dict[str, Any]:
         """Restore collections of a backup and wait until they are complete; return the report.
@@ -116,6 +117,7 @@ class RestoreEngine:
             ``collection_suffix="_recover"``; not both).
         :param restore_id: the restore's id (to resume one); default: resume the newest failed or dead restore
             with identical arguments, else a new id.
+        :param wait: wait for bulk import jobs (``False``: see :meth:`submit`).
         :raises InvalidArgumentError: bad or conflicting options, two sources onto one target.
         :raises CollectionNotFoundError: a collection that is not in the backup.
         :raises TargetExistsError: a target exists (without ``drop_existing`` or ``skip_create``).
@@ -125,18 +127,9 @@ class RestoreEngine:
         :raises IntegrityError: a data object does not match the manifest (the message names its key).
         """
         opts = _options(options, option_values)
-        return self._run(milvus, backup_name, collection_names, opts, restore_id, wait=True)
+        return self._run(milvus, backup_name, collection_names, opts, restore_id, wait=wait)
 
-    def submit(
-        self,
-        milvus: MilvusParams,
-        backup_name: str,
-        collection_names: Iterable[str] | None = None,
-        options: RestoreOptions | None = None,
-        *,
-        restore_id: str | None = None,
-        **option_values: Any,
-    ) -> dict[str, Any]:
+    def submit(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Start a restore and return its status without waiting for bulk import jobs.
 
         Takes the arguments of :meth:`restore`. Validates, creates the targets, checks the objects' sha256,
@@ -145,8 +138,7 @@ class RestoreEngine:
         insert (``method="insert"``, or ``"auto"`` where bulk import cannot work) or is ``meta_only``, there
         is nothing to wait for: the work is done here and the returned status is final (``success``).
         """
-        opts = _options(options, option_values)
-        return self._run(milvus, backup_name, collection_names, opts, restore_id, wait=False)
+        return self.restore(*args, wait=False, **kwargs)
 
     def import_state(self, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
         """Check the import jobs of a submitted restore once; return a summary. Changes nothing in Milvus.
