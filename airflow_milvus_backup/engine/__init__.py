@@ -1,8 +1,9 @@
 """The backup engine: knows Milvus, Parquet and object storage, and nothing of Airflow.
 
-Follow one backup from :class:`BackupEngine.create` through :mod:`.schema` (metadata),
-:mod:`.arrow` (values to Parquet) and :mod:`.storage` (bytes to S3 or a directory); :mod:`.manifest`
-commits it.
+Follow one backup from :class:`BackupEngine.create` (:mod:`.backup`) through :mod:`.schema` (metadata),
+:mod:`.export` and :mod:`.arrow` (rows to Parquet) and :mod:`.storage` (bytes to S3 or a directory);
+:mod:`.manifest` commits it. One restore goes through the package :mod:`.restore` (its ``__init__`` says in
+which order).
 """
 
 from __future__ import annotations

@@ -361,5 +361,5 @@ def retryable(exc: BaseException) -> bool:
     return classify(exc) in RETRYABLE_KINDS
 
 
-#: the name restore imports
+#: the earlier name of :func:`retryable`, kept for callers of the previous release
 retry_worthy = retryable

@@ -2,16 +2,17 @@
 
 One restore (:meth:`RestoreEngine.restore`, in :mod:`.engine`) goes:
 
-1. **plan** (:mod:`.plan`, with :mod:`.options` and :mod:`.capabilities`): read the manifest, resolve the
-   selection and the target names, connect to the target Milvus and check everything *before anything is
-   touched*; :mod:`.preflight` checks every data object's presence and size (one listing of
-   ``<backup>/data/``) and, for bulk import, every object's sha256.
-2. **status** (:mod:`.status`): ``<backup>/restores/<restore_id>.json`` in the backup's storage, written at
-   once and after each step and each data file.
+1. **plan**: :mod:`.selection` resolves the selection and the target names, :mod:`.snapshot` reads the
+   target Milvus, and :mod:`.plan` decides (pure, with :mod:`.options` and :mod:`.capabilities`), checking
+   everything *before anything is touched*; :mod:`.preflight` checks every data object's presence and size
+   (one listing of ``<backup>/data/``) and, for bulk import, every object's sha256.
+2. **status** (:mod:`.status`, its model :mod:`.status_model`, reading and listing :mod:`.status_store`):
+   ``<backup>/restores/<restore_id>.json`` in the backup's storage, written at once and after each step and
+   each data file, only through the verbs of :class:`~.status.Status`.
 3. **setup** (:mod:`.setup`): databases, collections with the exact captured schema, partitions, indexes;
    undone if it fails.
 4. **data**: :mod:`.by_insert` (download, check, insert in batches) or :mod:`.bulk` (one import job per data
-   file, polled until done).
+   file, polled until done; :mod:`.detached` for a restore that does not wait).
 5. **finish** (:mod:`.finish`): flush, temporary properties removed, load state, aliases, counts.
 
 Primary keys are kept. For ``auto_id`` collections the engine sets the collection property
