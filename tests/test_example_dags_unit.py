@@ -201,5 +201,19 @@ def test_connection_saved_by_the_ui_with_null_extras_and_port_0_means_unset() ->
     )
     p = milvus_params_from_connection(conn)
     assert p.uri == "http://milvus.example.com:19530"
-    assert not (p.token or p.server_name or p.server_pem_path)  # unset, not the text "None"
+    assert [p.token, p.server_name, p.server_pem_path] == ["", "", ""]  # unset, not the text "None"
     assert p.timeout == 30.0
+
+
+def test_demo_summary_names_where_the_backup_landed_and_how_to_open_the_ui() -> None:
+    import sys
+
+    sys.path.insert(0, str(DAGS_FOLDER.parent / "scripts"))
+    import demo
+
+    args = SimpleNamespace(bucket="milvus-backups", airflow_home=".demo/airflow")
+    text = demo.summary(args, {"backup_name": "milvus_nightly_backup_1", "backup_id": "id-1"})
+    assert "s3://milvus-backups/backup/milvus_nightly_backup_1/" in text
+    assert "id-1" in text
+    assert "airflow standalone" in text
+    assert ".venv/bin" in text
