@@ -6,7 +6,7 @@ Declared under ``asset-uris`` in :mod:`airflow_milvus_backup.get_provider_info`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -47,3 +47,30 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
             f"{ASSET_SCHEME}://<bucket>/<root_path>, as backup_asset(bucket, root_path) returns."
         )
     return uri
+
+
+def backups_from_asset_events(triggering_asset_events: Any) -> list[dict[str, Any]]:
+    """Return the backups named by a run's triggering Asset events, oldest event first.
+
+    ``triggering_asset_events`` is the run's context entry: a mapping of Asset to its events, each with an
+    ``extra`` (a dict) and a ``timestamp``; the backup operator puts ``backup_name`` and ``backup_id`` (and
+    ``collections``, ``storage``, ``rows``, ``bytes``) in it. Events without a ``backup_name`` are skipped.
+
+    :param triggering_asset_events: the mapping (``None`` or empty on a manual run).
+    :returns: one dict per event: the event's extra plus ``asset`` (the Asset's URI) and ``timestamp``.
+    """
+    found: list[dict[str, Any]] = []
+    for asset, events in dict(triggering_asset_events or {}).items():
+        for event in events or []:
+            extra = getattr(event, "extra", None) or {}
+            if not isinstance(extra, dict) or not extra.get("backup_name"):
+                continue
+            found.append(
+                {
+                    **extra,
+                    "asset": str(getattr(asset, "uri", asset)),
+                    "timestamp": getattr(event, "timestamp", None),
+                }
+            )
+    found.sort(key=lambda b: str(b["timestamp"] or ""))
+    return found

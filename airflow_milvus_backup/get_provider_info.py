@@ -15,8 +15,9 @@ MILVUS_CONN_FIELDS: dict[str, dict[str, Any]] = {
     "uri": {
         "label": "URI",
         "description": "Full Milvus URI; overrides Host and Port. http(s)://host:19530, a Zilliz Cloud "
-        "endpoint, or the path of a Milvus Lite .db file.",
-        "schema": {"type": ["string", "null"]},
+        "endpoint, or the path of a Milvus Lite .db file. Empty: Host and Port.",
+        # Airflow 3.3's form shows no placeholder for an extra field; examples are offered as suggestions
+        "schema": {"type": ["string", "null"], "examples": ["http://localhost:19530"]},
     },
     "token": {
         "label": "Token",
@@ -37,7 +38,7 @@ MILVUS_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "label": "CA certificate path",
         "description": "Path, on the worker, of the CA (or server) certificate that signs Milvus' "
         "certificate.",
-        "schema": {"type": ["string", "null"]},
+        "schema": {"type": ["string", "null"], "examples": ["/etc/milvus/tls/ca.pem"]},
     },
     "client_pem_path": {
         "label": "Client certificate path",
@@ -122,7 +123,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "placeholders": {
                         "host": "localhost, https://in03-xxx.zillizcloud.com or /data/milvus.db",
-                        "port": "19530",
+                        "port": "19530 (fill it in: an empty Port fails the Test button)",
                         "login": "root",
                         "schema": "default",
                         "uri": "http://localhost:19530",

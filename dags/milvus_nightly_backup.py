@@ -6,6 +6,12 @@ database from the Airflow Variable ``milvus_backup_db`` (default ``default``). E
 the Asset ``milvus-backup://<bucket>/backup``, which schedules ``milvus_restore_drill``. The backup task runs
 in the Airflow pool ``milvus_lite`` (``MILVUS_BACKUP_POOL``; create it with one slot: a Milvus Lite file is
 opened by one process at a time).
+
+**Pausing**: the DAG starts paused (Airflow's default, kept so nothing backs up before the connections are
+set). Triggering it with "Unpause on trigger" ticked (the dialog's default) also unpauses it, and the
+scheduler then starts the run of the last ``@daily`` interval too: two backups, and two drills, start at once
+(``max_active_runs=1`` queues the second). To get one backup, untick "Unpause on trigger", or unpause first
+and let the schedule run. ``milvus_restore_drill`` starts paused as well: unpause it, or no drill runs.
 """
 
 from __future__ import annotations

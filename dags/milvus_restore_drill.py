@@ -1,9 +1,20 @@
-"""Restore drill, after every backup: restore the newest backup under a ``_drill`` suffix, verify it against
-the backup and the source collections, report, and always drop the drill collections (a teardown task).
+"""Restore drill, after every backup: restore the backup that triggered the run under a ``_drill`` suffix,
+verify it against the backup and the source collections, report, and always drop the drill collections (a
+teardown task).
 
-Scheduled on the Asset that ``milvus_nightly_backup`` updates. The drill report is in the log and in the
-XCom of ``drill_report``. The tasks that open Milvus run in the Airflow pool ``milvus_lite``
-(``MILVUS_BACKUP_POOL``), so a drill never overlaps the next backup on a Milvus Lite file.
+Scheduled on the Asset that ``milvus_nightly_backup`` updates: the run drills the backup named by its
+triggering Asset event (``backup_name`` and ``backup_id`` in the event's extra; if several backups landed
+before the run started, the newest of them, and the log names the others). A manual run (no triggering
+event) drills the newest complete backup; the log of ``backup_to_drill`` says which one and why.
+
+**Unpause this DAG**: like every new DAG it starts paused (``[core] dags_are_paused_at_creation``), and a
+paused DAG ignores Asset events, so no drill runs after a backup until you unpause it (the toggle in the UI,
+or ``airflow dags unpause milvus_restore_drill``). It is not created unpaused on purpose: a drill restores
+into your Milvus, and you decide when that starts.
+
+The drill report (with the backup's name and id) is in the log and in the XCom of ``drill_report``. The
+tasks that open Milvus run in the Airflow pool ``milvus_lite`` (``MILVUS_BACKUP_POOL``), so a drill never
+overlaps the next backup on a Milvus Lite file.
 """
 
 from __future__ import annotations
@@ -16,9 +27,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, task, teardown
 
+from airflow_milvus_backup.assets import backups_from_asset_events
 from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
 from airflow_milvus_backup.operators import MilvusRestoreOperator, backup_asset
-from airflow_milvus_backup.sensors import MilvusBackupSensor
 
 BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
 POOL = os.environ.get("MILVUS_BACKUP_POOL", "milvus_lite")
@@ -34,11 +45,49 @@ with DAG(
     tags=["milvus", "restore"],
     doc_md=__doc__,
 ):
-    newest = MilvusBackupSensor(task_id="newest_backup", bucket_name=BUCKET, timeout=600, poke_interval=30)
+
+    @task
+    def backup_to_drill(triggering_asset_events: Any = None) -> dict[str, Any]:
+        """Return the backup to drill: the triggering event's, or the newest complete one on a manual run."""
+        landed = backups_from_asset_events(triggering_asset_events)
+        if landed:
+            chosen = landed[-1]
+            log.info(
+                "Drilling backup %s (id %s): the Asset event of %s that triggered this run named it.",
+                chosen["backup_name"],
+                chosen.get("backup_id"),
+                chosen["asset"],
+            )
+            if len(landed) > 1:
+                log.warning(
+                    "%d backups landed before this run started; drilling the newest. Not drilled: %s",
+                    len(landed),
+                    ", ".join(b["backup_name"] for b in landed[:-1]),
+                )
+            return {
+                "name": chosen["backup_name"],
+                "id": chosen.get("backup_id"),
+                "collections": list(chosen.get("collections") or []),
+                "chosen_because": "triggering Asset event",
+            }
+        newest = MilvusBackupHook(bucket_name=BUCKET).latest_backup()
+        log.info(
+            "No triggering Asset event (a manual run): drilling the newest complete backup, %s (id %s).",
+            newest["name"],
+            newest.get("id"),
+        )
+        return {
+            "name": newest["name"],
+            "id": newest.get("id"),
+            "collections": list(newest.get("collections") or []),
+            "chosen_because": "newest complete backup (manual run)",
+        }
+
+    chosen = backup_to_drill()
 
     restore = MilvusRestoreOperator(
         task_id="restore",
-        backup_name="{{ ti.xcom_pull(task_ids='newest_backup')['name'] }}",
+        backup_name="{{ ti.xcom_pull(task_ids='backup_to_drill')['name'] }}",
         collection_suffix=SUFFIX,
         drop_existing=True,
         verify=True,
@@ -48,10 +97,12 @@ with DAG(
     )
 
     @task(multiple_outputs=False)
-    def drill_report(result: dict[str, Any]) -> dict[str, Any]:
+    def drill_report(result: dict[str, Any], backup: dict[str, Any]) -> dict[str, Any]:
         checks = {c["target"]: c for c in (result["verify"] or {}).get("collections", [])}
         report = {
             "backup_name": result["backup_name"],
+            "backup_id": backup.get("id"),
+            "chosen_because": backup.get("chosen_because"),
             "restore_id": result["restore_id"],
             # nothing compared is not verified (an empty backup: wrong database or Milvus Lite path?)
             "verified": bool((result["verify"] or {}).get("ok")) and bool(checks),
@@ -89,4 +140,4 @@ with DAG(
         log.info("Dropped drill collections: %s", dropped)
         return dropped
 
-    newest >> restore >> drill_report(restore.output) >> drop_drill_collections(newest.output)
+    chosen >> restore >> drill_report(restore.output, chosen) >> drop_drill_collections(chosen)

@@ -154,6 +154,19 @@ def drill_report(env: dict[str, str]) -> dict[str, Any]:
     return json.loads(line[len("DRILL=") :]) or {}
 
 
+def summary(args: argparse.Namespace, report: dict[str, Any]) -> str:
+    """Return what the demo made, where the backup landed and what to look at next."""
+    name = report.get("backup_name", "?")
+    return (
+        f"Backup {name} (id {report.get('backup_id')}) landed in s3://{args.bucket}/backup/{name}/ "
+        f"(on disk: .demo/s3/{args.bucket}/backup/{name}/, manifest.json first).\n"
+        f"Next: the task logs in {args.airflow_home}/demo-logs/; open the same DAGs in the Airflow UI with "
+        f"PATH=$PWD/.venv/bin:$PATH AIRFLOW_HOME={args.airflow_home} airflow standalone "
+        "(the virtualenv's bin must be on PATH; set the milvus_default and aws_default connections as "
+        "in README's Connections)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return 0 when the drill verified."""
     args = parse_args(argv)
@@ -168,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     report = drill_report(env)
     print("Drill report:")
     print(json.dumps(report, indent=2, sort_keys=True))
+    print(summary(args, report or {}))
     return 0 if report.get("verified") else 1
 
 

@@ -44,7 +44,11 @@ def test_every_example_dag_imports_without_errors() -> None:
         "backup_name",
         "collections",
         "collection_suffix",
+        "collection_renames",
+        "target_db_name",
         "drop_existing",
+        "skip_create",
+        "restore_index",
         "method",
     }
     assert params.get_param("method").schema["enum"] == ["auto", "insert", "bulk_import"]
