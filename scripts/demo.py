@@ -159,7 +159,7 @@ def summary(args: argparse.Namespace, report: dict[str, Any]) -> str:
     name = report.get("backup_name", "?")
     return (
         f"Backup {name} (id {report.get('backup_id')}) landed in s3://{args.bucket}/backup/{name}/ "
-        f"(on disk: .demo/s3/{args.bucket}/backup/{name}/, manifest.json first).\n"
+        f"(on disk: .demo/s3/{args.bucket}/backup/{name}/; its manifest is meta/backup_meta.json).\n"
         f"Next: the task logs in {args.airflow_home}/demo-logs/; open the same DAGs in the Airflow UI with "
         f"PATH=$PWD/.venv/bin:$PATH AIRFLOW_HOME={args.airflow_home} airflow standalone "
         "(the virtualenv's bin must be on PATH; set the milvus_default and aws_default connections as "
