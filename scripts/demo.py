@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--bucket", default="milvus-backups", help="bucket of backups (created if missing)")
     p.add_argument("--rows", type=int, default=3000, help="rows of hello_milvus")
+    p.add_argument(
+        "--ui",
+        action="store_true",
+        help="start `airflow standalone` on the demo's data instead (scripts/ui.sh)",
+    )
     return p.parse_args(argv)
 
 
@@ -161,16 +166,36 @@ def summary(args: argparse.Namespace, report: dict[str, Any]) -> str:
         f"Backup {name} (id {report.get('backup_id')}) landed in s3://{args.bucket}/backup/{name}/ "
         f"(on disk: .demo/s3/{args.bucket}/backup/{name}/; its manifest is meta/backup_meta.json).\n"
         f"Next: the task logs in {args.airflow_home}/demo-logs/; open the same DAGs in the Airflow UI with "
-        f"PATH=$PWD/.venv/bin:$PATH AIRFLOW_HOME={args.airflow_home} airflow standalone "
-        "(the virtualenv's bin must be on PATH; set the milvus_default and aws_default connections as "
-        "in README's Connections)."
+        "bash scripts/ui.sh (airflow standalone on this data, the connections set, the virtualenv's bin on "
+        f"PATH; by hand: PATH=$PWD/.venv/bin:$PATH AIRFLOW_HOME={args.airflow_home} airflow standalone, with "
+        "the milvus_default and aws_default connections as in README's Connections)."
     )
+
+
+def serve_ui(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Run ``airflow standalone`` on the demo's data, the connections set, until interrupted; return its code.
+
+    The virtualenv's ``bin`` goes first on ``PATH``: ``airflow standalone`` starts its parts as ``airflow``
+    commands found there.
+    """
+    ensure_bucket(args)
+    if not Path(args.milvus_db).exists():
+        create_hello_milvus(str(Path(args.milvus_db).resolve()), args.rows)
+    env = {**env, "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{env.get('PATH', '')}"}
+    print(
+        "Starting Airflow on the demo's data: the UI is at http://localhost:8080 (the admin password is in "
+        f"{env['AIRFLOW_HOME']}/simple_auth_manager_passwords.json.generated); Ctrl-C stops it.",
+        flush=True,
+    )
+    return subprocess.call([AIRFLOW, "standalone"], env=env)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return 0 when the drill verified."""
     args = parse_args(argv)
     env = airflow_env(args)
+    if args.ui:
+        return serve_ui(args, env)
     logs = Path(env["AIRFLOW_HOME"]) / "demo-logs"
     logs.mkdir(exist_ok=True)
     ensure_bucket(args)
