@@ -5,6 +5,7 @@ Session-scoped servers (each is started on first use and stopped at session end)
 * ``s3_server``          - :class:`tests.support.s3.S3Server` (rclone serve s3) shared by the session.
 * ``moto_server``        - :class:`tests.support.s3.MotoS3Server` (in-memory moto S3).
 * ``milvus_lite_server`` - :class:`tests.support.lite.MilvusLiteServer` (``milvus-lite server`` over gRPC).
+* ``milvus25``           - :class:`tests.support.lite25.Lite25Server`, Milvus Lite 2.5.1 (``.venv-milvus25``).
 * ``milvus235``          - :class:`tests.support.milvus235.Milvus235Server`, a real Milvus 2.3.5 standalone.
   It stores its data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
   ``milvus235.root_path``), not on ``s3_server``: fault tests may stop/restart ``s3_server`` (or
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 import pytest
 
 from tests.support.lite import MilvusLiteServer
+from tests.support.lite25 import Lite25Server
 from tests.support.milvus235 import Milvus235Server
 from tests.support.process import ProcessServer
 from tests.support.s3 import MotoS3Server, S3Server
@@ -72,6 +74,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3Serv
 def milvus_lite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusLiteServer]:
     """A ``milvus-lite server`` on 127.0.0.1 (``.uri``), stopped at session end."""
     yield from _serve(MilvusLiteServer(tmp_path_factory.mktemp("milvus-lite-server")))
+
+
+@pytest.fixture(scope="session")
+def milvus25(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lite25Server]:
+    """Milvus Lite 2.5.1 (Milvus 2.5 core, from ``.venv-milvus25``) on 127.0.0.1 (``.uri``), per session."""
+    yield from _serve(Lite25Server(tmp_path_factory.mktemp("milvus-lite-25")))
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import ownership, readers
 from airflow_milvus_backup.engine.catalog import Catalog
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
+from airflow_milvus_backup.engine.client import server_version as version_of
 from airflow_milvus_backup.engine.clock import now_iso
 from airflow_milvus_backup.engine.errors import BackupExistsError, BackupInProgressError, NotABackupError
 from airflow_milvus_backup.engine.export import (
@@ -135,7 +136,7 @@ class BackupEngine:
                 available = self._available(client, milvus, db_name, collection_names)
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
-                server_version = str(client.get_server_version())
+                server_version = version_of(client, milvus.address)
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies

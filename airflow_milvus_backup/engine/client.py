@@ -272,3 +272,27 @@ def _check_lite_lock(path: str, *, after_failure: bool = False) -> None:
     holders = lite.held_elsewhere(path)
     if holders:
         raise MilvusLiteLockedError(lite.locked_message("Connect", path, holders)) from None
+
+
+def server_version(client: MilvusClient, address: str) -> str:
+    """Return the server's version text, ``""`` when it does not answer GetVersion (Milvus Lite 2.5).
+
+    :param client: a client of the server.
+    :param address: the server's address, for the log line saying what is assumed.
+    """
+    try:
+        return str(client.get_server_version())
+    except Exception as exc:
+        chain: list[BaseException] = []
+        e: BaseException | None = exc
+        while e is not None and len(chain) < 10:
+            chain.append(e)
+            e = e.__cause__ or e.__context__
+        if not any(grpc_status_name(c) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(c) for c in chain):
+            raise
+        log.warning(
+            "Milvus at %s does not report its version (GetVersion unimplemented); assuming a recent "
+            "Milvus (2.5+)",
+            address,
+        )
+        return ""

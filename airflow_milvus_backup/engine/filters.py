@@ -75,7 +75,9 @@ def grammar_of(client: MilvusClient) -> Grammar:
         return _GRAMMARS[client]
     except (KeyError, TypeError):
         pass
-    grammar = grammar_for(str(client.get_server_version()))
+    from airflow_milvus_backup.engine.client import server_version
+
+    grammar = grammar_for(server_version(client, "the filtered collection's server"))
     try:
         _GRAMMARS[client] = grammar
     except TypeError:  # not weak-referenceable: ask again next time

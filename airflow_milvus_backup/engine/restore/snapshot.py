@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine.client import server_version
 from airflow_milvus_backup.engine.names import DEFAULT_DB
 from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
 from airflow_milvus_backup.engine.restore.context import client_for
@@ -53,7 +54,7 @@ class TargetSnapshot:
 
 def server_info(client: MilvusClient, milvus: MilvusParams) -> ServerInfo:
     """Return what the target Milvus is, from its version."""
-    return ServerInfo.detect(str(client.get_server_version()), milvus.is_lite)
+    return ServerInfo.detect(server_version(client, milvus.address), milvus.is_lite)
 
 
 def gather_snapshot(
