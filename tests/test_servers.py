@@ -292,3 +292,38 @@ def test_milvus235_kill_and_restart_keeps_data_and_uri(milvus235: Milvus235Serve
         _assert_rows(client, name)
     finally:
         client.close()
+
+
+def test_milvus_lite_25_serves_float16_and_binary_vectors_and_reports_no_version(milvus25):
+    """The milvus-lite 2.5.1 fixture is a real Milvus 2.5 core: vector types Lite 3 lacks, no GetVersion."""
+    import numpy as np
+    from pymilvus import DataType
+
+    from airflow_milvus_backup.engine.client import server_version
+    from tests.support.lite import open_client
+
+    client = open_client(milvus25.uri)
+    try:
+        schema = client.create_schema(auto_id=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("f16", DataType.FLOAT16_VECTOR, dim=8)
+        schema.add_field("bin", DataType.BINARY_VECTOR, dim=16)
+        ip = client.prepare_index_params()
+        ip.add_index("f16", index_type="FLAT", metric_type="L2", index_name="f16_flat")
+        ip.add_index("bin", index_type="BIN_FLAT", metric_type="HAMMING", index_name="bin_flat")
+        client.create_collection("lite25_types", schema=schema, index_params=ip)
+        rows = [
+            {"id": i, "f16": np.full(8, i, dtype=np.float16), "bin": bytes([i % 256, 255 - i % 256])}
+            for i in range(20)
+        ]
+        client.insert("lite25_types", rows)
+        got = client.query("lite25_types", filter="id >= 0", output_fields=["id"], consistency_level="Strong")
+        assert sorted(r["id"] for r in got) == list(range(20))
+        assert {client.describe_index("lite25_types", n)["index_type"] for n in ("f16_flat", "bin_flat")} == {
+            "FLAT",
+            "BIN_FLAT",
+        }
+        assert server_version(client, milvus25.uri) == ""  # GetVersion is unimplemented: assumed recent
+    finally:
+        client.drop_collection("lite25_types")
+        client.close()
