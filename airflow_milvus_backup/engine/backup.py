@@ -28,7 +28,7 @@ from airflow_milvus_backup import DISTRIBUTION, __version__
 from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine import lease as leases
 from airflow_milvus_backup.engine import manifest as mf
-from airflow_milvus_backup.engine import ownership, readers
+from airflow_milvus_backup.engine import ownership, readers, server_api
 from airflow_milvus_backup.engine.catalog import Catalog
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.client import server_version as version_of
@@ -160,10 +160,7 @@ class BackupEngine:
         for item in requested or []:
             if isinstance(item, str) and "." in item:
                 dbs.add(item.split(".", 1)[0])
-        try:
-            known = set(client.list_databases())
-        except Exception:  # noqa: BLE001 - servers without databases
-            known = {DEFAULT_DB}
+        known = set(server_api.list_databases(client, milvus.address))
         out: dict[str, list[str]] = {}
         for db in sorted(dbs & known):
             use_database(client, db)
@@ -263,7 +260,7 @@ class BackupEngine:
                 use_database(client, db)
                 if db not in db_props:
                     db_props[db] = self._db_properties(client, db, server_version, milvus.is_lite)
-                meta = capture_collection(client, coll, db)
+                meta = capture_collection(client, coll, db, milvus.address)
                 stats_rows.append(int(client.get_collection_stats(coll).get("row_count", 0)))
                 metas.append(meta)
         progress = Progress(

@@ -277,22 +277,18 @@ def _check_lite_lock(path: str, *, after_failure: bool = False) -> None:
 def server_version(client: MilvusClient, address: str) -> str:
     """Return the server's version text, ``""`` when it does not answer GetVersion (Milvus Lite 2.5).
 
+    A server without GetVersion is taken for Milvus :data:`~.server_api.UNREPORTED_VERSION` (2.5.0) by the
+    capability checks (:func:`~.restore.capabilities.version_numbers`); the log says so once per address.
+
     :param client: a client of the server.
     :param address: the server's address, for the log line saying what is assumed.
     """
+    from airflow_milvus_backup.engine import server_api
+
     try:
         return str(client.get_server_version())
     except Exception as exc:
-        chain: list[BaseException] = []
-        e: BaseException | None = exc
-        while e is not None and len(chain) < 10:
-            chain.append(e)
-            e = e.__cause__ or e.__context__
-        if not any(grpc_status_name(c) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(c) for c in chain):
+        if not server_api.is_unimplemented(exc):
             raise
-        log.warning(
-            "Milvus at %s does not report its version (GetVersion unimplemented); assuming a recent "
-            "Milvus (2.5+)",
-            address,
-        )
-        return ""
+    server_api.note_lacking(address, server_api.VERSION)
+    return ""

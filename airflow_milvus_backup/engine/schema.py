@@ -11,6 +11,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.errors import UnsupportedError
 from airflow_milvus_backup.engine.jsonmodel import value_of
 
@@ -90,12 +91,15 @@ def capture_field(f: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def capture_collection(client: MilvusClient, name: str, db_name: str) -> dict[str, Any]:
+def capture_collection(client: MilvusClient, name: str, db_name: str, address: str = "") -> dict[str, Any]:
     """Return the metadata of one collection: schema, functions, properties, partitions, indexes, aliases.
+
+    A server without the partitions or aliases API (:mod:`~.server_api`) gives ``["_default"]`` and ``[]``.
 
     :param client: a client already switched to ``db_name``.
     :param name: the collection.
     :param db_name: its database (recorded, not switched to).
+    :param address: the server's address, for the log line saying what was assumed.
     """
     d = client.describe_collection(name)
     fields = [capture_field(f) for f in d["fields"]]
@@ -137,13 +141,14 @@ def capture_collection(client: MilvusClient, name: str, db_name: str) -> dict[st
                 "params": params,
             }
         )
+    where = address or "the source"
     try:
-        aliases = sorted(client.list_aliases(name).get("aliases", []))
+        aliases = sorted(server_api.list_aliases(client, where, name))
     except Exception as e:  # noqa: BLE001 - some servers do not list aliases per collection
         log.warning("Cannot list aliases of %s.%s: %s", db_name, name, e)
         aliases = []
     load_state = client.get_load_state(name).get("state")
-    partitions = sorted(client.list_partitions(name))
+    partitions = sorted(server_api.list_partitions(client, name, where))
     return {
         "db_name": db_name,
         "name": name,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from airflow_milvus_backup.engine import integrity, readers
+from airflow_milvus_backup.engine import integrity, readers, server_api
 from airflow_milvus_backup.engine.client import MilvusParams, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
@@ -139,8 +139,9 @@ def restart_collection(
         c.drop_collection(t.name)
         create_collection(ctx, c, plan, t)
         if not t.partition_key:
+            have = set(server_api.list_partitions(c, t.name, plan.address))
             for p in t.meta.partitions or ():
-                if not c.has_partition(t.name, p):
+                if p not in have:
                     c.create_partition(t.name, p)
         status.collection_restarted(t)
         create_indexes(ctx, c, plan, t, status)

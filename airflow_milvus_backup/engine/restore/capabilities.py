@@ -14,6 +14,15 @@ from airflow_milvus_backup.engine.fieldtypes import (
     TYPE_SINCE,
     VECTOR_TYPES,
 )
+from airflow_milvus_backup.engine.names import DEFAULT_DB
+from airflow_milvus_backup.engine.server_api import (
+    ALIASES,
+    DATABASES,
+    PARTITIONS,
+    PROPERTIES,
+    UNREPORTED_VERSION,
+    lacking_message,
+)
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.manifest import CollectionEntry
@@ -25,41 +34,71 @@ AUTO_ID_PROPERTY = "allow_insert_auto_id"
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
 
+def version_numbers(version: str) -> tuple[tuple[int, int, int], bool]:
+    """Return a Milvus server's version numbers and whether they are assumed (not reported, not readable).
+
+    A server that does not answer GetVersion (``""``: Milvus Lite 2.5.x served over gRPC) or answers
+    something without a version number is taken for :data:`~.server_api.UNREPORTED_VERSION` (2.5.0), not
+    for the newest Milvus: features of later releases (2.6's explicit keys in an auto_id collection) are
+    not assumed, and a restore that needs them says so instead of failing on the server.
+
+    :param version: what ``get_server_version`` returned (not a Milvus Lite 3 version).
+    """
+    m = _VERSION_RE.search(version)
+    if m is None:
+        return UNREPORTED_VERSION, True
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)), False
+
+
 @dataclass(frozen=True)
 class ServerInfo:
-    """What the target Milvus is and can do, from its version string.
+    """What the target Milvus is and can do, from its version string and the APIs it lacks.
 
-    :param version: as ``get_server_version`` returns it (``v2.3.5-lite``, ``milvus_lite-3.2.2``, ``2.5.4``).
+    :param version: as ``get_server_version`` returns it (``v2.3.5-lite``, ``milvus_lite-3.2.2``, ``2.5.4``);
+        ``""`` when the server does not answer GetVersion.
     :param lite: Milvus Lite (embedded or ``milvus-lite server``).
-    :param numbers: the Milvus version, ``None`` when unknown (assumed recent).
+    :param numbers: the Milvus version, ``None`` for Milvus Lite (which counts as newest); a version not
+        reported or not readable is :data:`~.server_api.UNREPORTED_VERSION` (``assumed`` says so).
+    :param assumed: ``numbers`` is assumed, not reported.
+    :param lacks: the optional APIs the server was found to lack (:mod:`~.server_api`'s names).
     """
 
     version: str
     lite: bool
     numbers: tuple[int, int, int] | None
+    assumed: bool = False
+    lacks: frozenset[str] = frozenset()
 
     @classmethod
-    def detect(cls, version: str, lite_uri: bool = False) -> ServerInfo:
-        """Return the server's description from its version string."""
+    def detect(cls, version: str, lite_uri: bool = False, lacks: Iterable[str] = ()) -> ServerInfo:
+        """Return the server's description from its version string (see :func:`version_numbers`)."""
         v = str(version or "")
         lite = lite_uri or v.lower().startswith("milvus_lite")
-        m = None if lite else _VERSION_RE.search(v)
-        nums = (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
-        return cls(v, lite, nums)
+        nums, assumed = (None, False) if lite else version_numbers(v)
+        return cls(v, lite, nums, assumed, frozenset(lacks))
 
     @property
     def label(self) -> str:
-        """Return ``Milvus Lite milvus_lite-3.2.2`` or ``Milvus v2.3.5``."""
-        return f"Milvus Lite {self.version}" if self.lite else f"Milvus {self.version or '(unknown version)'}"
+        """Return the server's name for messages: ``Milvus v2.3.5``, ``Milvus (version not reported...)``."""
+        if self.lite:
+            return f"Milvus Lite {self.version}"
+        if self.assumed:
+            what = f"version {self.version!r} not readable" if self.version else "version not reported"
+            return f"Milvus ({what}, assumed {'.'.join(map(str, UNREPORTED_VERSION))})"
+        return f"Milvus {self.version}"
 
     def at_least(self, major: int, minor: int) -> bool:
-        """Return whether the server is Milvus ``major.minor`` or newer (Lite and unknown count as newest)."""
+        """Return whether the server is Milvus ``major.minor`` or newer (Milvus Lite counts as newest)."""
         return self.numbers is None or self.numbers[:2] >= (major, minor)
+
+    def has(self, api: str) -> bool:
+        """Return whether the server has an optional API (``server_api.PARTITIONS``...), as far as known."""
+        return api not in self.lacks
 
     @property
     def keeps_auto_id(self) -> bool:
         """Return whether explicit keys can go into an auto_id collection (``allow_insert_auto_id``)."""
-        return self.lite or self.at_least(2, 6)
+        return self.lite or (self.at_least(2, 6) and self.has(PROPERTIES))
 
     @property
     def bulk_import(self) -> bool:
@@ -105,6 +144,77 @@ def check_fields(meta: CollectionEntry, server: ServerInfo, address: str) -> Non
             f"{src} has {len(vectors)} vector fields ({', '.join(vectors)}); {server.label} at "
             f"{address} allows one per collection (Milvus 2.4+ allows more). Restore it to a "
             "newer Milvus."
+        )
+
+
+def apis_needed(metas: Iterable[tuple[CollectionEntry, str]], opts: RestoreOptions) -> frozenset[str]:
+    """Return the optional APIs a restore of ``metas`` (each with its target database) would use.
+
+    :param metas: each selected collection's manifest entry and its target database.
+    :param opts: the restore's options (``restore_aliases``).
+    """
+    out: set[str] = set()
+    for meta, tdb in metas:
+        if tdb != DEFAULT_DB:
+            out.add(DATABASES)
+        if extra_partitions(meta):
+            out.add(PARTITIONS)
+        if meta.properties:
+            out.add(PROPERTIES)
+        if meta.aliases and opts.restore_aliases:
+            out.add(ALIASES)
+    return frozenset(out)
+
+
+def extra_partitions(meta: CollectionEntry) -> list[str]:
+    """Return the partitions a restore creates by name (none for a partition-key collection)."""
+    if any(f.get("is_partition_key") for f in meta.fields):
+        return []
+    return [p for p in meta.partitions or () if p != "_default"]
+
+
+def check_apis(meta: CollectionEntry, tdb: str, server: ServerInfo, address: str) -> None:
+    """Refuse a collection whose restore needs an API ``server`` lacks (the message names it and the fix).
+
+    Aliases are not refused: a server without them gets none, with a warning (:mod:`~.finish`).
+
+    :param meta: the collection's manifest entry.
+    :param tdb: its target database.
+    :param server: the target Milvus (its ``lacks``, from :func:`~.server_api.lacking`).
+    :param address: the target Milvus' address, for the message.
+    """
+    src = meta.qualified_name
+    other = "Restore it to a Milvus server (2.x standalone or cluster) that has it, or leave it out of "
+    if tdb != DEFAULT_DB and not server.has(DATABASES):
+        raise UnsupportedError(
+            lacking_message(
+                DATABASES,
+                server.label,
+                address,
+                f"{src} would be restored into database {tdb!r}",
+                "Restore into the default database (target_db_name='default') or to a Milvus with databases.",
+            )
+        )
+    parts = extra_partitions(meta)
+    if parts and not server.has(PARTITIONS):
+        raise UnsupportedError(
+            lacking_message(
+                PARTITIONS,
+                server.label,
+                address,
+                f"{src} has partitions {', '.join(parts)} besides _default",
+                other + "collection_names.",
+            )
+        )
+    if meta.properties and not server.has(PROPERTIES):
+        raise UnsupportedError(
+            lacking_message(
+                PROPERTIES,
+                server.label,
+                address,
+                f"{src} has collection properties {sorted(meta.properties)} (it would lose them)",
+                other + "collection_names.",
+            )
         )
 
 

@@ -26,6 +26,7 @@ from airflow_milvus_backup.engine.restore.capabilities import (
     AUTO_ID_PROPERTY,
     ServerInfo,
     bulk_blockers,
+    check_apis,
     check_fields,
 )
 from airflow_milvus_backup.engine.restore.context import qualified
@@ -120,6 +121,11 @@ class Plan:
     prior: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
 
+    @property
+    def address(self) -> str:
+        """Return the target Milvus' address (as the arguments record it), for messages and logs."""
+        return str(self.arguments["target"]["address"])
+
 
 def arguments_of(
     manifest: Manifest,
@@ -186,6 +192,7 @@ def make_plan(
     databases: dict[str, dict[str, str]] = {}
     for meta, tdb, tname in pairs:
         check_fields(meta, server, address)
+        check_apis(meta, tdb, server, address)
         exists = tname in snapshot.collections.get(tdb, ())
         if tdb not in snapshot.databases and tdb not in databases:
             databases[tdb] = db_properties(manifest, meta.db_name)

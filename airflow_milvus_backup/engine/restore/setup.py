@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
 from airflow_milvus_backup.engine.errors import UnsupportedError
 from airflow_milvus_backup.engine.indexes import create_index
@@ -108,7 +109,7 @@ def setup_one(
     exists = c.has_collection(t.name)
     if t.action == "replace" and exists and not status.of(t).created:
         undo.cannot_undo(f"existing collection {t.target} dropped")
-        aliases = list(c.list_aliases(t.name).get("aliases", []))
+        aliases = server_api.list_aliases(c, plan.address, t.name)
         for a in aliases:
             c.drop_alias(a)
         ctx.log.info(
@@ -138,7 +139,7 @@ def setup_one(
     # resumed one belongs to this restore (its status says so); any other one is someone else's
     foreign = not undo.owns(t)
     if not t.partition_key:
-        have = set(c.list_partitions(t.name))
+        have = set(server_api.list_partitions(c, t.name, plan.address))
         for p in t.meta.partitions or ():
             if p not in have:
                 if foreign:
@@ -333,12 +334,16 @@ def partition_key_count(meta: CollectionEntry) -> int | None:
 
 
 def index_params(idx: dict[str, Any]) -> dict[str, Any]:
-    """Return the build params of a captured index, flattened, without type and metric."""
+    """Return the build params of a captured index, flattened, without type, metric and ``dim``.
+
+    Milvus Lite 2.5 reports the vector field's ``dim`` (as a string) among an index's params; it is the
+    field's, and a server refuses it as an index param ("dim must be of int").
+    """
     params: dict[str, Any] = {}
     for k, v in (idx.get("params") or {}).items():
         if k == "params" and isinstance(v, dict):
             params.update(v)
-        elif k not in ("index_type", "metric_type", "field_name", "index_name"):
+        elif k not in ("index_type", "metric_type", "field_name", "index_name", "dim"):
             params[k] = v
     return params
 

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.client import server_version
 from airflow_milvus_backup.engine.names import DEFAULT_DB
-from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
+from airflow_milvus_backup.engine.restore.capabilities import ServerInfo, apis_needed
 from airflow_milvus_backup.engine.restore.context import client_for
 from airflow_milvus_backup.engine.restore.plan import arguments_of, fingerprint_of, make_plan
 from airflow_milvus_backup.engine.restore.selection import select_targets
@@ -52,9 +53,17 @@ class TargetSnapshot:
     storage: str = ""
 
 
-def server_info(client: MilvusClient, milvus: MilvusParams) -> ServerInfo:
-    """Return what the target Milvus is, from its version."""
-    return ServerInfo.detect(server_version(client, milvus.address), milvus.is_lite)
+def server_info(
+    client: MilvusClient, milvus: MilvusParams, pairs: Iterable[Pair] = (), opts: RestoreOptions | None = None
+) -> ServerInfo:
+    """Return what the target Milvus is: its version, and which of the APIs a restore needs it lacks.
+
+    :param pairs: the restore's selection (none: no API is asked for).
+    :param opts: its options.
+    """
+    version = server_version(client, milvus.address)
+    needed = apis_needed(((p.meta, p.db) for p in pairs), opts) if opts else frozenset()
+    return ServerInfo.detect(version, milvus.is_lite, server_api.lacking(client, milvus.address, needed))
 
 
 def gather_snapshot(
@@ -69,10 +78,7 @@ def gather_snapshot(
     :param describe: describe the existing targets (``skip_create``).
     """
     pairs = list(pairs)
-    try:
-        existing_dbs = set(client.list_databases())
-    except Exception:  # noqa: BLE001 - servers without databases
-        existing_dbs = {DEFAULT_DB}
+    existing_dbs = set(server_api.list_databases(client, milvus.address)) or {DEFAULT_DB}
     collections: dict[str, frozenset[str]] = {}
     described: dict[tuple[str, str], dict[str, Any]] = {}
     for db in sorted({p.db for p in pairs} & existing_dbs):
@@ -120,7 +126,7 @@ def prepare(
     if prior is not None and prior.get("state") == SUCCESS:
         server, snapshot = ServerInfo.detect("", milvus.is_lite), None  # nothing to do: Milvus is not asked
     else:
-        server = server_info(client, milvus)
+        server = server_info(client, milvus, pairs, opts)
         snapshot = gather_snapshot(ctx, client, milvus, pairs, describe=opts.skip_create)
     return make_plan(
         manifest,
