@@ -45,7 +45,8 @@ def finished_runs_consuming(
     api: AirflowApi, event_ids: set[int], known: set[str], timeout: float = 90
 ) -> tuple[list[str], set[int]]:
     """Wait until the new drill runs (not in ``known``) are finished, none is queued for the Asset, and
-    (as far as Airflow will) they consumed ``event_ids``; return their run ids (oldest first) and the ids consumed."""
+    (as far as Airflow will) they consumed ``event_ids``; return their run ids (oldest first) and the ids
+    consumed."""
     deadline = time.monotonic() + timeout
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
