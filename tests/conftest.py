@@ -6,6 +6,9 @@ Session-scoped servers (each is started on first use and stopped at session end)
 * ``moto_server``        - :class:`tests.support.s3.MotoS3Server` (in-memory moto S3).
 * ``milvus_lite_server`` - :class:`tests.support.lite.MilvusLiteServer` (``milvus-lite server`` over gRPC).
 * ``milvus25``           - :class:`tests.support.lite25.Lite25Server`, Milvus Lite 2.5.1 (``.venv-milvus25``).
+* ``airflow_cluster``    - :class:`tests.support.airflow_server.AirflowCluster`: a real Airflow (api-server,
+  scheduler, dag-processor, triggerer) on ``dags/``, ``milvus_default`` on ``milvus_lite_server``,
+  ``aws_default`` on ``s3_server``, its own bucket (``.bucket``), users ``admin`` and ``viewer``.
 * ``milvus235``          - :class:`tests.support.milvus235.Milvus235Server`, a real Milvus 2.3.5 standalone.
   It stores its data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
   ``milvus235.root_path``), not on ``s3_server``: fault tests may stop/restart ``s3_server`` (or
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
+from tests.support.airflow_server import AirflowCluster
 from tests.support.lite import MilvusLiteServer
 from tests.support.lite25 import Lite25Server
 from tests.support.milvus235 import Milvus235Server
@@ -126,3 +130,30 @@ def lite_client(lite_uri: str) -> Iterator[MilvusClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def airflow_cluster(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, milvus_lite_server: MilvusLiteServer
+) -> Iterator[AirflowCluster]:
+    """A real Airflow cluster on 127.0.0.1 (one per session, started on first use, ~30 s): the repository's
+    DAGs, ``milvus_default`` on ``milvus_lite_server``, ``aws_default`` on ``s3_server``, the bucket
+    ``.bucket`` (``MILVUS_BACKUP_BUCKET``), the pool ``milvus_lite`` (1 slot); ``.api("admin")`` /
+    ``.api("viewer")`` are REST API clients, ``.token(user)`` a JWT."""
+    from tests.support.airflow_env import aws_conn_json, milvus_conn_json
+
+    bucket = s3_server.create_bucket(f"airflow-{uuid.uuid4().hex[:8]}")
+    env = {
+        "AIRFLOW_CONN_MILVUS_DEFAULT": milvus_conn_json(milvus_lite_server.uri),
+        "AIRFLOW_CONN_AWS_DEFAULT": aws_conn_json(s3_server),
+        "MILVUS_BACKUP_BUCKET": bucket,
+    }
+    cluster = AirflowCluster(
+        tmp_path_factory.mktemp("airflow-cluster"), env, bucket=bucket, milvus_uri=milvus_lite_server.uri
+    )
+    try:
+        cluster.start()
+        cluster.api("admin").ensure_pool("milvus_lite", 1)
+        yield cluster
+    finally:
+        cluster.stop()
