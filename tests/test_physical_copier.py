@@ -153,7 +153,8 @@ def test_moto_reports_the_servers_sha256(moto_pair: tuple[S3Storage, S3Storage])
     (r,) = copy_objects(src, dst, _items(objects), "nightly").results
     assert r.method == "server-copy"
     assert r.sha256 == hashlib.sha256(objects[f"{LOG}/1"]).hexdigest()
-    assert r.checksum is not None and r.checksum.startswith("SHA256:")
+    assert r.checksum is not None
+    assert r.checksum.startswith("SHA256:")
 
 
 def test_multipart_copy_above_the_threshold(moto_pair: tuple[S3Storage, S3Storage]) -> None:

@@ -400,7 +400,9 @@ class BinlogCopier:
                 number = len(parts) + 1
                 held = [data]  # emptied after the call: retry state and botocore may keep the call alive
                 del data
-                resp = dest.call(what, lambda n=number, h=held: self._upload_part(dest, key, upload_id, n, h))
+                resp = dest.call(
+                    what, functools.partial(self._upload_part, dest, key, upload_id, number, held)
+                )
                 held.clear()
                 parts.append({"PartNumber": number, "ETag": resp["ETag"]})
                 md5s.append(md5)
