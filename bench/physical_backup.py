@@ -3,8 +3,9 @@
     .venv/bin/python bench/physical_backup.py [N]        # N rows of 768-d vectors, default 1_000_000
 
 Starts a Milvus 2.3.5 on an rclone S3 server (tests.support), inserts N rows, flushes, then backs the
-collection up logically and physically into another bucket of that server. Prints seconds, the ratio, Milvus' CPU seconds
-during each backup (utime+stime of the milvus process, /proc/<pid>/stat) and this process's peak RSS.
+collection up logically and physically into another bucket of that server. Prints seconds, the ratio,
+Milvus' CPU seconds during each backup (utime+stime of the milvus process, /proc/<pid>/stat) and this
+process's peak RSS.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def main(n: int) -> None:
             out[mode] = (time.monotonic() - t0, cpu_seconds(pid) - cpu0, peak_rss_mib())
         for mode, (secs, cpu, rss) in out.items():
             print(
-                f"{mode:9s} {n:>9,} rows  {secs:8.2f} s  Milvus CPU {cpu:7.2f} s  peak RSS so far {rss:7.1f} MiB"
+                f"{mode:9s} {n:>9,} rows  {secs:8.2f} s  Milvus CPU {cpu:7.2f} s  peak RSS {rss:7.1f} MiB"
             )
         print(f"ratio logical/physical: {out['logical'][0] / out['physical'][0]:.1f}x")
     finally:
