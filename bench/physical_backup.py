@@ -80,9 +80,7 @@ def main(n: int) -> None:
             )
             out[mode] = (time.monotonic() - t0, cpu_seconds(pid) - cpu0, peak_rss_mib())
         for mode, (secs, cpu, rss) in out.items():
-            print(
-                f"{mode:9s} {n:>9,} rows  {secs:8.2f} s  Milvus CPU {cpu:7.2f} s  peak RSS {rss:7.1f} MiB"
-            )
+            print(f"{mode:9s} {n:>9,} rows  {secs:8.2f} s  Milvus CPU {cpu:7.2f} s  peak RSS {rss:7.1f} MiB")
         print(f"ratio logical/physical: {out['logical'][0] / out['physical'][0]:.1f}x")
     finally:
         milvus.stop()
