@@ -55,6 +55,21 @@ MILVUS_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Seconds for connecting and for each call.",
         "schema": {"type": ["number", "null"], "default": 30},
     },
+    "milvus_bucket": {
+        "label": "Milvus' bucket",
+        "description": "Milvus' own bucket (minio.bucketName), which physical backups copy binlogs from.",
+        "schema": {"type": ["string", "null"], "examples": ["milvus-bucket"]},
+    },
+    "milvus_root_path": {
+        "label": "Milvus' root path",
+        "description": "Milvus' minio.rootPath in that bucket. Empty: files.",
+        "schema": {"type": ["string", "null"], "examples": ["files"]},
+    },
+    "milvus_storage_conn_id": {
+        "label": "Milvus' storage connection",
+        "description": "An aws connection that reaches Milvus' bucket. Empty: the backups' aws connection.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 

@@ -52,7 +52,9 @@ from airflow_milvus_backup.engine.schema import capture_collection
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
+    from airflow_milvus_backup.engine.physical.backup import PhysicalOptions
     from airflow_milvus_backup.engine.storage import Storage
+    from airflow_milvus_backup.engine.storage_s3 import S3Storage
 
 log = logging.getLogger("airflow_milvus_backup.engine.backup")
 
@@ -112,8 +114,11 @@ class BackupEngine:
         db_name: str | None = None,
         overwrite: bool = False,
         allow_empty: bool = False,
+        mode: str = "logical",
+        milvus_storage: S3Storage | None = None,
+        physical: PhysicalOptions | None = None,
     ) -> dict[str, Any]:
-        """Back up collections; return a summary (name, id, collections, rows, bytes, seconds).
+        """Back up collections; return a summary (name, id, mode, collections, rows, bytes, seconds).
 
         :param milvus: how to reach Milvus.
         :param backup_name: the backup's name (the Milvus Backup name rule).
@@ -123,7 +128,14 @@ class BackupEngine:
         :param overwrite: replace an existing backup of that name.
         :param allow_empty: write a backup even when the selection holds no collection (an empty database);
             without it that is an :class:`EmptyBackupError` and nothing is written.
+        :param mode: ``"logical"`` (rows read with ``query_iterator``), ``"physical"`` (flushed segments'
+            binlogs copied from Milvus' bucket in Milvus Backup's format, :mod:`.physical.backup`) or
+            ``"auto"`` (physical when ``milvus_storage`` can be read, else logical; the reason is logged).
+        :param milvus_storage: Milvus' own bucket (:func:`.physical.milvus_storage.open_milvus_bucket`).
+        :param physical: tuning of a physical backup.
         """
+        from airflow_milvus_backup.engine.physical import backup as physical_backup
+
         name = validate_backup_name(backup_name)
         if isinstance(collection_names, str):
             collection_names = [collection_names]
@@ -137,13 +149,23 @@ class BackupEngine:
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
                 server_version = version_of(client, milvus.address)
+            mode = physical_backup.resolve_mode(mode, milvus, milvus_storage, self.log)
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies
-                self.storage.put_bytes(ownership.marker_key(name), ownership.marker_body(name, lock.id))
-                summary = self._create_locked(
-                    client, milvus, name, lock.id, selection, server_version, started
-                )
+                kind = "physical" if mode == "physical" else None
+                self.storage.put_bytes(ownership.marker_key(name), ownership.marker_body(name, lock.id, kind))
+                if mode == "physical":
+                    assert milvus_storage is not None  # resolve_mode checked it
+                    run = physical_backup.PhysicalBackup(
+                        self.storage, milvus_storage, physical, logger=self.log
+                    )
+                    with milvus_errors(milvus, f"Backup {name!r}"):
+                        summary = run.summary(client, name, lock.id, selection, server_version, started)
+                else:
+                    summary = self._create_locked(
+                        client, milvus, name, lock.id, selection, server_version, started
+                    )
             except BaseException:
                 self._cleanup_failed(name, keep=lock.key)
                 raise
@@ -336,6 +358,7 @@ class BackupEngine:
         return {
             "backup_name": name,
             "backup_id": backup_id,
+            "mode": "logical",
             "collections": [c.qualified_name for c in entries],
             "rows": totals.rows,
             "bytes": totals.bytes,

@@ -75,8 +75,12 @@ def marker_key(name: str) -> str:
     return f"{name}/{MARKER}"
 
 
-def marker_body(name: str, backup_id: str) -> bytes:
-    """Return the marker of a backup being written (JSON)."""
+def marker_body(name: str, backup_id: str, kind: str | None = None) -> bytes:
+    """Return the marker of a backup being written (JSON).
+
+    :param kind: ``"physical"`` for a physical backup (Milvus Backup's format); omitted for a logical one,
+        as every earlier release wrote it.
+    """
     body = {
         "format": mf.FORMAT_NAME,
         "format_version": MARKER_FORMAT_VERSION,
@@ -84,6 +88,8 @@ def marker_body(name: str, backup_id: str) -> bytes:
         "id": backup_id,
         "created_at": now_iso(),
     }
+    if kind is not None:
+        body["kind"] = kind
     return json.dumps(body, sort_keys=True).encode()
 
 

@@ -243,6 +243,19 @@ class S3Storage(Storage):
 
         return attempt()
 
+    # -- for engine parts that drive the client themselves (the physical copier)
+    def full_key(self, key: str) -> str:
+        """Return the S3 key of ``key`` (validated, the root prepended)."""
+        return self._key(key)
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (a client call) with this storage's bounded retries and typed errors."""
+        return self._call(what, fn)
+
+    def translate(self, exc: Exception, what: str) -> StorageError:
+        """Return the typed error for a client failure of ``what`` (never raised here)."""
+        return self._translate(exc, what)
+
     # -- verbs
     def put_bytes(self, key: str, data: bytes) -> None:  # noqa: D102
         k = self._key(key)

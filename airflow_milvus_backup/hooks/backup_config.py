@@ -22,7 +22,7 @@ Keys read (everything else is ignored)::
       useSSL: false
       useIAM: false
       bucketName: a-bucket        # Milvus' own bucket (bulk import reads restore files from it)
-      rootPath: files
+      rootPath: files             # Milvus' own root path: with the keys above, where its binlogs are
       backupStorageType / backupAddress / backupPort / backupRegion / backupAccessKeyID /
       backupSecretAccessKey / backupUseSSL: where backups go, when not the same as above
       backupBucketName: a-bucket  # backups live in backupBucketName/backupRootPath
@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_milvus_backup.engine.client import MilvusParams
+from airflow_milvus_backup.engine.errors import InvalidArgumentError
+from airflow_milvus_backup.engine.physical.milvus_storage import DEFAULT_MILVUS_ROOT, MilvusStorageSettings
 from airflow_milvus_backup.exceptions import MilvusBackupConfigError
 
 _S3_TYPES = {"minio", "s3", "aws", "gcp", "ali", "aliyun", "tc", "tencent"}
@@ -59,6 +61,8 @@ class BackupConfig:
     :param secret_key: S3 secret key.
     :param region: S3 region.
     :param local_path: a local directory instead of S3 (``backupStorageType: local``).
+    :param milvus_storage: Milvus' own storage (``minio.address``, ``bucketName``, ``rootPath``, its keys),
+        where a physical backup copies binlogs from; ``None`` when Milvus stores its files locally.
     """
 
     path: str
@@ -71,10 +75,13 @@ class BackupConfig:
     secret_key: str | None = field(default=None, repr=False)
     region: str | None = None
     local_path: str | None = None
+    milvus_storage: MilvusStorageSettings | None = None
 
     def secrets(self) -> list[str]:
-        """Return the secret values in the file (Milvus password, S3 secret key)."""
+        """Return the secret values in the file (Milvus password, S3 secret keys)."""
         out = [s for s in (self.secret_key,) if s]
+        if self.milvus_storage is not None:
+            out += self.milvus_storage.secrets()
         if self.milvus is not None:
             out += self.milvus.secrets()
         return out
@@ -212,9 +219,15 @@ def load_backup_config(path: str | os.PathLike[str]) -> BackupConfig:
     bucket = r.get_str("minio", "backupBucketName") or r.get_str("minio", "bucketName") or None
     root = r.get_str("minio", "backupRootPath") or None
     milvus_bucket = r.get_str("minio", "bucketName") or None
+    milvus_storage = _milvus_storage(r)
     if storage_type == "local":
         return BackupConfig(
-            path=p, milvus=milvus, root_path="", local_path=root or "backup", milvus_bucket_name=milvus_bucket
+            path=p,
+            milvus=milvus,
+            root_path="",
+            local_path=root or "backup",
+            milvus_bucket_name=milvus_bucket,
+            milvus_storage=milvus_storage,
         )
     if storage_type not in _S3_TYPES:
         key = "minio.backupStorageType" if r.get_str("minio", "backupStorageType") else "minio.storageType"
@@ -248,7 +261,37 @@ def load_backup_config(path: str | os.PathLike[str]) -> BackupConfig:
         access_key=access,
         secret_key=secret,
         region=backup_or_plain("region") or None,
+        milvus_storage=milvus_storage,
     )
+
+
+def _milvus_storage(r: _Reader) -> MilvusStorageSettings | None:
+    """Return Milvus' own storage (the ``minio`` keys without ``backup``), ``None`` if not S3 or no bucket."""
+    storage_type = (r.get_str("minio", "storageType") or "minio").lower()
+    bucket = r.get_str("minio", "bucketName")
+    if storage_type not in _S3_TYPES or not bucket:
+        return None
+    address = r.get_str("minio", "address")
+    ssl = r.get_bool("minio", "useSSL", False)
+    port = r.get_int("minio", "port", 0, 0, 65535) or None
+    endpoint = None
+    if address and not (storage_type in ("aws", "s3") and address.endswith("amazonaws.com")):
+        endpoint = _endpoint(address, port, ssl)
+    use_iam = r.get_bool("minio", "useIAM", False)
+    root = r.get_str("minio", "rootPath", DEFAULT_MILVUS_ROOT)
+    try:
+        return MilvusStorageSettings(
+            bucket=bucket,
+            root_path=root,
+            endpoint_url=endpoint,
+            access_key=None if use_iam else (r.get_str("minio", "accessKeyID") or None),
+            secret_key=None if use_iam else (r.get_str("minio", "secretAccessKey") or None),
+            region=r.get_str("minio", "region") or None,
+            use_iam=use_iam,
+            source=f"Milvus Backup config {r.path}",
+        )
+    except InvalidArgumentError as e:
+        raise r.error("minio.secretAccessKey", f"is wrong for Milvus' own storage: {e}") from None
 
 
 def _milvus_params(r: _Reader) -> MilvusParams:

@@ -32,6 +32,7 @@ from airflow_milvus_backup.hooks.connection import (
     s3_hook,
 )
 from airflow_milvus_backup.hooks.location import DEFAULT_MILVUS_CONN_ID, BackupLocation, takes_location
+from airflow_milvus_backup.hooks.physical import milvus_storage_for
 from airflow_milvus_backup.hooks.summaries import backup_summary, complete_backup
 
 if TYPE_CHECKING:
@@ -263,8 +264,9 @@ class MilvusBackupHook(BaseHook):
         db_name: str | None = None,
         overwrite: bool = False,
         allow_empty: bool = False,
+        mode: str = "logical",
     ) -> dict[str, Any]:
-        """Back up collections; return the summary (backup_name, backup_id, collections, rows, bytes...).
+        """Back up collections; return the summary (backup_name, backup_id, mode, collections, rows, ...).
 
         :param backup_name: the backup's name.
         :param collection_names: ``"c1"``, ``"db1.c1"``, ``"db1.*"`` or ``"c*"``; default: every collection of
@@ -272,6 +274,7 @@ class MilvusBackupHook(BaseHook):
         :param db_name: the database of bare names (default: the connection's).
         :param overwrite: replace an existing backup of that name.
         :param allow_empty: back up a database without collections on purpose (otherwise refused).
+        :param mode: ``"logical"``, ``"physical"`` or ``"auto"`` (see ``BackupEngine.create``).
         """
         with self._milvus_work():
             return self.backup_engine().create(
@@ -281,6 +284,8 @@ class MilvusBackupHook(BaseHook):
                 db_name=db_name,
                 overwrite=overwrite,
                 allow_empty=allow_empty,
+                mode=mode,
+                milvus_storage=milvus_storage_for(self, mode),
             )
 
     def list_backups(self, prefix: str = "") -> list[dict[str, Any]]:

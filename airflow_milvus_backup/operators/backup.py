@@ -57,6 +57,11 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
     :param verify: after the backup, re-read every file and check it against the manifest (templated).
     :param allow_empty: succeed (and emit the Asset event) even when there is no collection to back up
         (templated); by default that fails the task: it usually means a wrong database or Milvus Lite path.
+    :param mode: ``"logical"`` (default: rows read through Milvus), ``"physical"`` (flushed segments copied
+        server-side from Milvus' own bucket, in Milvus Backup's format; the ``milvus`` connection's extra
+        ``milvus_bucket`` / ``milvus_root_path`` / ``milvus_storage_conn_id`` or ``backup_config``'s ``minio``
+        section names that bucket) or ``"auto"`` (physical when that bucket can be read, else logical; the
+        log says why) (templated).
     """
 
     template_fields: Sequence[str] = (
@@ -67,6 +72,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         "overwrite",
         "verify",
         "allow_empty",
+        "mode",
         *MilvusBackupBaseOperator.template_fields,
     )
 
@@ -80,6 +86,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         overwrite: bool = False,
         verify: bool = False,
         allow_empty: bool = False,
+        mode: str = "logical",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,6 +97,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         self.overwrite = overwrite
         self.verify = verify
         self.allow_empty = allow_empty
+        self.mode = mode
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Back up, verify if asked, emit the Asset events; return the summary."""
@@ -117,6 +125,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             db_name=self.db_name or None,
             overwrite=overwrite,
             allow_empty=allow_empty,
+            mode=str(self.mode or "logical").strip().lower(),
         )
         if verify:
             self.log.info("Verifying backup %s", name)
