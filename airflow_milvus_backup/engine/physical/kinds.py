@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine.errors import ManifestError, StorageNotFoundError
+from airflow_milvus_backup.engine.names import validate_backup_name
 from airflow_milvus_backup.engine.physical import layout
 from airflow_milvus_backup.engine.physical.gojson import GoJsonError
 from airflow_milvus_backup.engine.physical.mbmodel import BackupInfo
@@ -104,6 +105,7 @@ def sniff_folder(storage: Storage, name: str, objects: list[ObjectInfo] | None =
     :param name: the folder (a valid backup name).
     :param objects: its objects, if already listed.
     """
+    validate_backup_name(name)
     objs = list(storage.list(f"{name}/")) if objects is None else objects
     keys = {o.key for o in objs}
     has_sidecar = layout.sidecar_key(name) in keys
