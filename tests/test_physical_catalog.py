@@ -244,3 +244,22 @@ def test_on_the_s3_server(s3_server: S3Server, bucket: str) -> None:
         verify_backup(storage, "mb_v05")
     Catalog(storage).delete("mb_v05")
     assert [e["name"] for e in Catalog(storage).list()] == ["ours_physical"]
+
+
+def test_the_sensor_check_sees_every_kind(storage: LocalStorage) -> None:
+    from airflow_milvus_backup.engine.backup import BackupEngine
+    from airflow_milvus_backup.hooks.summaries import complete_backup
+
+    fill(storage)
+    engine = BackupEngine(storage)
+    for name, kind in (
+        ("mb_v04", "milvus-backup"),
+        ("ours_physical", "physical"),
+        ("ours_logical", "logical"),
+    ):
+        found = complete_backup(engine, name)
+        assert found is not None
+        assert (found["kind"], found["state"]) == (kind, "complete")
+    storage.delete([layout.meta_key("mb_v05", layout.BACKUP_META)])  # not committed: not there yet
+    assert complete_backup(engine, "mb_v05") is None
+    assert complete_backup(engine, None, "mb_")["name"] in ("mb_current", "mb_v04")
