@@ -14,6 +14,7 @@ from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import ownership, readers
 from airflow_milvus_backup.engine.errors import BackupInProgressError, BackupNotFoundError, NotABackupError
 from airflow_milvus_backup.engine.names import NAME_RE, validate_backup_name
+from airflow_milvus_backup.engine.physical import kinds, mbcatalog
 from airflow_milvus_backup.engine.progress import human_bytes
 
 if TYPE_CHECKING:
@@ -56,7 +57,10 @@ class Catalog:
             self.storage.delete(last)
 
     def list(self) -> list[dict[str, Any]]:
-        """Return every folder under the root, newest first: name, id, state, size, collections, created time.
+        """Return every folder under the root, newest first: name, kind, id, state, size, collections, time.
+
+        ``kind`` is ``logical`` (our manifest), ``physical`` (Milvus Backup's format, made by this package:
+        it has our sidecar), ``milvus-backup`` (made by Milvus Backup), or ``None`` (not a backup).
 
         ``state`` is ``complete`` (a valid manifest of ours), ``in_progress`` (a live writer holds its lock),
         ``partial`` (ours, without a manifest: an interrupted backup; delete it), ``corrupt`` (its manifest
@@ -73,8 +77,11 @@ class Catalog:
         return out
 
     def _summary(self, name: str) -> dict[str, Any]:
-        folder = ownership.inspect(self.storage, name)
-        objs = folder.objects
+        objs = list(self.storage.list(f"{name}/"))
+        sniffed = kinds.sniff_folder(self.storage, name, objs)
+        if sniffed.kind in (kinds.PHYSICAL, kinds.MILVUS_BACKUP):
+            return mbcatalog.entry(self.storage, name, objs, sniffed)
+        folder = ownership.inspect(self.storage, name, objs)
         created = min((o.last_modified for o in objs), default=None)
         entry: dict[str, Any] = {
             "name": name,
@@ -83,6 +90,7 @@ class Catalog:
             "created_at": created.isoformat() if created else None,
             "state": folder.decision.state.value,
             "owned": folder.decision.owned,
+            "kind": kinds.LOGICAL if folder.decision.owned else None,
             "id": None,
             "collections": [],
         }
@@ -103,22 +111,35 @@ class Catalog:
         return entry
 
     def get(self, backup_name: str) -> dict[str, Any]:
-        """Return the manifest of a complete backup.
+        """Return the manifest of a complete backup (``kind`` added: ``logical``).
+
+        A backup in Milvus Backup's format (``physical`` or ``milvus-backup``) returns its listing fields, its
+        whole meta tree (``backup_info``) and our sidecar (:func:`~.physical.mbcatalog.describe`).
 
         :raises BackupNotFoundError: no such backup.
         :raises IncompleteBackupError: the backup was interrupted (no manifest).
         :raises ManifestError: the manifest is truncated or invalid.
         """
-        return mf.load_manifest(self.storage, backup_name).to_json()
+        name = validate_backup_name(backup_name)
+        sniffed = kinds.sniff_folder(self.storage, name)
+        if sniffed.kind in (kinds.PHYSICAL, kinds.MILVUS_BACKUP):
+            return mbcatalog.describe(self.storage, name, sniffed)
+        return {**mf.load_manifest(self.storage, backup_name).to_json(), "kind": kinds.LOGICAL}
 
-    def latest(self, prefix: str = "", *, allow_empty: bool = False) -> dict[str, Any]:
+    def latest(
+        self, prefix: str = "", *, allow_empty: bool = False, kind: str | None = None
+    ) -> dict[str, Any]:
         """Return the list entry of the newest complete backup with data whose name starts with ``prefix``.
 
         :param prefix: only names starting with it count.
         :param allow_empty: also count complete backups without collections.
+        :param kind: only backups of this kind count (``logical``, ``physical``, ``milvus-backup``).
         :raises BackupNotFoundError: there is none.
         """
-        found, empty = choose_latest(self.list(), prefix, allow_empty=allow_empty)
+        entries = self.list()
+        if kind is not None:
+            entries = [e for e in entries if e.get("kind") == kind]
+        found, empty = choose_latest(entries, prefix, allow_empty=allow_empty)
         if found is not None:
             if empty:
                 self.log.info(
@@ -151,12 +172,21 @@ class Catalog:
             raise BackupNotFoundError(
                 f"Backup {name!r} does not exist in {self.storage.description}; nothing to delete."
             )
-        folder = ownership.inspect(self.storage, name, objs)
-        if not folder.decision.owned and not force:
-            raise NotABackupError(
-                f"Refusing to delete {name!r} in {self.storage.description}: {folder.decision.reason} "
-                "Remove it by hand, or pass force=True if it really is a backup to delete."
-            )
+        sniffed = kinds.sniff_folder(self.storage, name, objs)
+        if sniffed.kind in (kinds.PHYSICAL, kinds.MILVUS_BACKUP):
+            e = mbcatalog.entry(self.storage, name, objs, sniffed)
+            if not mbcatalog.deletable(e) and not force:
+                raise NotABackupError(
+                    f"Refusing to delete {name!r} in {self.storage.description}: {e.get('reason')}. "
+                    "Pass force=True if it really is a backup to delete."
+                )
+        else:
+            folder = ownership.inspect(self.storage, name, objs)
+            if not folder.decision.owned and not force:
+                raise NotABackupError(
+                    f"Refusing to delete {name!r} in {self.storage.description}: {folder.decision.reason} "
+                    "Remove it by hand, or pass force=True if it really is a backup to delete."
+                )
         if not force:
             live = self.live_locks(name)
             if live:

@@ -12,7 +12,11 @@ The rules, as the retention operator has always applied them:
 * a partial backup (ours, interrupted: no manifest) is deleted once older than the grace period;
 * never touched: a folder that is not a backup of this package (``owned`` false or state ``unknown``), a
   backup being written, a backup in any other state (corrupt: left for a person to look at);
-* only names that start with the prefix are considered.
+* only names that start with the prefix are considered (and, when the policy names ``kinds``, only backups of
+  those kinds);
+* backups of every kind are ranked together (``logical``, ``physical``, ``milvus-backup``); a complete backup
+  Milvus Backup wrote is pruned like ours (it is a recognised, complete backup), an incomplete one never
+  (Milvus Backup may be writing it).
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class BackupInfo:
     owned: bool | None = None
     reason: str | None = None
     error: str | None = None
+    kind: str | None = None
 
     @classmethod
     def from_listing(cls, entry: Mapping[str, Any]) -> BackupInfo:
@@ -82,6 +87,7 @@ class BackupInfo:
             owned=entry.get("owned"),
             reason=entry.get("reason"),
             error=entry.get("error"),
+            kind=entry.get("kind"),
         )
 
     @property
@@ -104,12 +110,14 @@ class RetentionPolicy:
     :param max_age: keep complete backups younger than this (``None``: no such rule).
     :param partial_grace: delete partial backups older than this.
     :param prefix: only consider backups whose name starts with it.
+    :param kinds: only consider backups of these kinds (``None``: every kind).
     """
 
     keep_last: int | None = None
     max_age: timedelta | None = None
     partial_grace: timedelta = timedelta(hours=24)
     prefix: str = ""
+    kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.keep_last is None and self.max_age is None:
@@ -155,8 +163,12 @@ def prune(backups: Iterable[BackupInfo], policy: RetentionPolicy, now: datetime)
     :param policy: what to keep.
     :param now: the time to measure ages against (timezone-aware).
     """
-    listed = [b for b in backups if b.name.startswith(policy.prefix)]
-    foreign = {b.name for b in listed if b.state == "unknown" or b.owned is False}
+    listed = [
+        b
+        for b in backups
+        if b.name.startswith(policy.prefix) and (policy.kinds is None or b.kind in policy.kinds)
+    ]
+    foreign = {b.name for b in listed if _foreign(b)}
     complete = [b for b in listed if b.state == "complete" and b.name not in foreign]
     complete.sort(key=lambda b: (b.created or _EPOCH, b.name), reverse=True)
     kept: list[Verdict] = []
@@ -174,6 +186,13 @@ def prune(backups: Iterable[BackupInfo], policy: RetentionPolicy, now: datetime)
             continue
         (delete if verdict.action is Action.DELETE else skipped).append(verdict)
     return RetentionDecision(tuple(kept), tuple(delete), tuple(skipped))
+
+
+def _foreign(b: BackupInfo) -> bool:
+    """Return whether retention must never touch ``b`` (not ours; Milvus Backup's unless complete)."""
+    if b.kind == "milvus-backup":
+        return b.state != "complete"
+    return b.state == "unknown" or b.owned is False
 
 
 def _keep_reasons(i: int, b: BackupInfo, policy: RetentionPolicy, now: datetime) -> list[str]:

@@ -67,6 +67,9 @@ def verify_backup(
 ) -> dict[str, Any]:
     """Re-read every object of a backup and check it against the manifest; return the report.
 
+    A backup in Milvus Backup's format (kind ``physical`` or ``milvus-backup``) is checked by
+    :func:`~.physical.mbverify.verify_physical` instead (meta files, binlog sizes, the sidecar's SHA-256).
+
     Report: ``{backup_name, ok, files_checked, bytes, rows, errors: [{key, error}], unlisted: [keys]}``.
 
     :param storage: where the backup lives.
@@ -82,6 +85,12 @@ def verify_backup(
         is invalid (:class:`ManifestError`).
     """
     lg = logger or log
+    from airflow_milvus_backup.engine.physical import kinds, mbverify
+
+    if kinds.sniff_folder(storage, backup_name).kind in (kinds.PHYSICAL, kinds.MILVUS_BACKUP):
+        return mbverify.verify_physical(
+            storage, backup_name, raise_on_error=raise_on_error, parallelism=parallelism, logger=lg
+        )
     report: dict[str, Any] = {
         "backup_name": backup_name,
         "ok": False,

@@ -29,13 +29,17 @@ def parse_time(value: Any, what: str) -> datetime:
 
 
 def backup_summary(item: dict[str, Any]) -> dict[str, Any]:
-    """Return the JSON summary of a backup (from a manifest or a list entry) the sensor pushes to XCom."""
+    """Return the JSON summary of a backup (from a manifest or a list entry) the sensor pushes to XCom.
+
+    ``kind`` is ``logical``, ``physical`` or ``milvus-backup`` (a manifest of an earlier release: logical).
+    """
     collections = item.get("collections") or []
     if collections and isinstance(collections[0], dict):
         collections = [f"{c.get('db_name', 'default')}.{c['name']}" for c in collections]
     totals = item.get("totals") or {}
     return {
         "name": item["name"],
+        "kind": item.get("kind", "logical"),
         "id": item.get("id"),
         "state": item.get("state", "complete"),
         "collections": list(collections),

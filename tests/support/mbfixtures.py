@@ -44,7 +44,7 @@ def _seg(
     size = 0
     for f in fields:
         logs = []
-        for i in range(2 if f == fields[0] else 1):
+        for i in range(2):
             log_id = seg * 10 + f % 7 + i
             n = 40 + f + i
             size += n

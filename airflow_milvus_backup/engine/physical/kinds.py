@@ -10,7 +10,8 @@ contents tell them apart (:func:`sniff_backup_meta`):
 
 A folder without ``backup_meta.json`` is not complete: it is ours when it has our marker, lock or sidecar
 (the marker says ``"kind": "physical"`` for a physical backup being written), Milvus Backup's when it has
-Milvus Backup's other meta files or a ``binlogs/`` folder (an interrupted run, or one running now: never
+Milvus Backup's other meta files or a ``binlogs/`` folder (a lone Milvus Backup ``backup_meta.json``, which
+Milvus Backup itself cannot read, is nobody's) (an interrupted run, or one running now: never
 touched), else nobody's.
 """
 
@@ -20,7 +21,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus_backup.engine.errors import ManifestError, StorageNotFoundError
+from airflow_milvus_backup.engine.errors import (
+    ManifestError,
+    StorageAccessError,
+    StorageConnectionError,
+    StorageError,
+)
+from airflow_milvus_backup.engine.names import validate_backup_name
 from airflow_milvus_backup.engine.physical import layout
 from airflow_milvus_backup.engine.physical.gojson import GoJsonError
 from airflow_milvus_backup.engine.physical.mbmodel import BackupInfo
@@ -74,8 +81,10 @@ def _marker_kind(storage: Storage, name: str) -> str | None:
     try:
         raw = storage.get_bytes(f"{name}/meta/marker.json")[:65536]
         body = json.loads(raw)
-    except (StorageNotFoundError, ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    except (StorageConnectionError, StorageAccessError):
+        raise  # the storage failed, not this folder
+    except (StorageError, ValueError, UnicodeDecodeError, RecursionError):
+        return None  # gone since the listing, a link out of the root, not JSON: not our marker
     if not isinstance(body, dict) or body.get("format") != OUR_FORMAT:
         return None
     return PHYSICAL if body.get("kind") == PHYSICAL else LOGICAL
@@ -104,6 +113,7 @@ def sniff_folder(storage: Storage, name: str, objects: list[ObjectInfo] | None =
     :param name: the folder (a valid backup name).
     :param objects: its objects, if already listed.
     """
+    validate_backup_name(name)
     objs = list(storage.list(f"{name}/")) if objects is None else objects
     keys = {o.key for o in objs}
     has_sidecar = layout.sidecar_key(name) in keys
@@ -115,12 +125,18 @@ def sniff_folder(storage: Storage, name: str, objects: list[ObjectInfo] | None =
         try:
             with storage.open_read(bm) as fh:
                 raw = fh.read(SNIFF_BYTES + 1)
-        except StorageNotFoundError:
+        except (StorageConnectionError, StorageAccessError):
+            raise
+        except StorageError:  # gone since the listing, or a link out of the root: ownership decides
             raw = None
         if raw is not None:
             kind = sniff_backup_meta(raw) if len(raw) <= SNIFF_BYTES else None
             if kind == MILVUS_BACKUP and has_sidecar:
                 kind = PHYSICAL
+            elif kind == MILVUS_BACKUP and not mb_traces:
+                # A lone backup_meta.json: Milvus Backup cannot read it either (its Read needs full_meta.json
+                # or collection_meta.json); nobody's we know, as before.
+                kind = None
             if kind is None and (has_sidecar or mb_traces) and _marker_kind(storage, name) != LOGICAL:
                 # A broken backup_meta.json in a folder of Milvus Backup's shape: listed as such (corrupt).
                 kind = PHYSICAL if has_sidecar else MILVUS_BACKUP
