@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_milvus_backup.engine.errors import InvalidArgumentError
+from airflow_milvus_backup.engine.errors import InvalidArgumentError, StorageNotFoundError
 from airflow_milvus_backup.engine.physical.copier import (
     BinlogCopier,
     CopyIntegrityError,
@@ -267,6 +267,16 @@ def test_a_size_other_than_expected_is_an_integrity_error(rclone_pair: tuple[S3S
     assert not dst.exists(f"nightly/binlogs/{LOG}/1")
 
 
+def test_a_missing_destination_bucket_is_no_vanished_source(s3_server: S3Server) -> None:
+    client = s3_server.client()
+    src = open_milvus_bucket(client, _fresh(s3_server), ROOT)
+    dst = S3Storage(client, f"gone-{uuid.uuid4().hex[:8]}", "backups")
+    _put(client, src.bucket, {f"{LOG}/1": b"q" * 10})
+    with pytest.raises(StorageNotFoundError, match="does not exist") as e:
+        copy_objects(src, dst, [CopyItem(f"{LOG}/1", f"nightly/binlogs/{LOG}/1")], "nightly")
+    assert not isinstance(e.value, SourceVanishedError)
+
+
 @pytest.fixture
 def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
     s3_server.ensure_started()
@@ -281,22 +291,28 @@ def proxy(s3_server: S3Server) -> Iterator[FaultProxy]:
         ("PUT", r"/cp-[0-9a-f]+/backups/", "500", False),
         ("GET", r"/cp-[0-9a-f]+/files/", "reset", True),  # the streamed read cut off
         ("GET", r"/cp-[0-9a-f]+/files/", "throttle", True),
+        ("GET", r"/cp-[0-9a-f]+/files/", "truncate", True),  # the body cut short half way
+        ("PUT", r"/cp-[0-9a-f]+/backups/", "429", True),  # the streamed upload throttled
     ],
 )
 def test_throttling_and_resets_are_retried(
-    proxy: FaultProxy, s3_server: S3Server, tmp_path: Path, method: str, path: str, action: str, stream: bool
+    proxy: FaultProxy, s3_server: S3Server, method: str, path: str, action: str, stream: bool
 ) -> None:
     client = boto_client(
         proxy.url, s3_server.access_key, s3_server.secret_key, retries={"max_attempts": 1, "mode": "standard"}
     )
-    src = open_milvus_bucket(client, _fresh(s3_server), ROOT)
-    dst: S3Storage | LocalStorage = (
-        LocalStorage(tmp_path, "backups") if stream else S3Storage(client, _fresh(s3_server), "backups")
-    )
+    direct = s3_server.client()
+    # through the proxy both (one endpoint: server-side copy), or one of them (two endpoints: streamed)
+    src_client, dst_client = client, client
+    if stream:
+        src_client, dst_client = (client, direct) if method == "GET" else (direct, client)
+    src = open_milvus_bucket(src_client, _fresh(s3_server), ROOT)
+    dst = S3Storage(dst_client, _fresh(s3_server), "backups")
     objects = {f"{LOG}/1": os.urandom(2000), f"{LOG}/2": os.urandom(3000)}
     _put(s3_server.client(), src.bucket, objects)
     proxy.add(Fault(method, path, action, times=3))
     report = copy_objects(src, dst, _items(objects), "nightly", CopyOptions(concurrency=1))
+    assert report.by_method() == {"stream" if stream else "server-copy": 2}
     assert proxy.pending() == 0, proxy.hits
     assert len(report.results) == 2
     for r in report.results:

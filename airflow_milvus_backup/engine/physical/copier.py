@@ -72,6 +72,14 @@ class _PartCopyUnsupported(Exception):
     """The server answered an UploadPartCopy without an ETag: it cannot copy parts."""
 
 
+def _once(storage: S3Storage, what: str, fn: Callable[[], T]) -> T:
+    """Run one client call with no retry of its own, its failure typed (the whole stream is retried)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - translated into the typed hierarchy
+        raise storage.translate(e, what) from e
+
+
 # ------------------------------------------------------------------------------------------------- copier
 class BinlogCopier:
     """Copy objects from Milvus' bucket into a backup storage, checked, in parallel.
@@ -154,12 +162,12 @@ class BinlogCopier:
         :raises SourceVanishedError: the source does not exist (any more).
         """
         check_items([item], self.dest_prefix)
-        return self._retrying(f"Copy {item.source_key!r}", lambda: self._copy(item))
+        return self._copy(item)
 
     # -- driving
     def _copy_or_vanished(self, item: CopyItem) -> CopyResult | CopyItem:
         try:
-            result = self._retrying(f"Copy {item.source_key!r}", lambda: self._copy(item))
+            result = self._copy(item)
         except SourceVanishedError as e:
             self.log.warning("%s", e)
             return item
@@ -168,7 +176,11 @@ class BinlogCopier:
         return result
 
     def _retrying(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one object's copy again on transient failures (a stream starts again from its first byte)."""
+        """Run a streamed copy again on transient failures, from its first byte.
+
+        Only streams are retried here, as a whole; their calls inside are not retried on their own (one
+        retry budget per object). Server-side copies retry each call through the storage's ``call``.
+        """
         started = time.monotonic()
         attempt = 0
         while True:
@@ -229,7 +241,7 @@ class BinlogCopier:
             if not self.source.exists(item.source_key):
                 raise self._vanished(item) from None
             raise
-        return self._stream(item, size, src_etag)
+        return self._retrying(f"Copy {item.source_key!r}", lambda: self._stream(item, size, src_etag))
 
     def _fallback(self, flag: str, why: str, then: str) -> None:
         with self._lock:
@@ -384,11 +396,15 @@ class BinlogCopier:
         key = dest.full_key(item.dest_key)
         what = f"Upload {item.dest_key!r}"
         part = self.options.stream_part_size
+        once = functools.partial(_once, dest)
         data, md5 = reader.read_part(part)
         if len(data) < part:  # the whole object fits one part: one PUT
-            dest.put_bytes(item.dest_key, data)
+            once(
+                what,
+                lambda: dest.client.put_object(Bucket=dest.bucket, Key=key, Body=data, **dest.extra_args()),
+            )
             return self._check_dest(item, reader.size, md5.hex())
-        up = dest.call(
+        up = once(
             what,
             lambda: dest.client.create_multipart_upload(Bucket=dest.bucket, Key=key, **dest.extra_args()),
         )
@@ -400,14 +416,12 @@ class BinlogCopier:
                 number = len(parts) + 1
                 held = [data]  # emptied after the call: retry state and botocore may keep the call alive
                 del data
-                resp = dest.call(
-                    what, functools.partial(self._upload_part, dest, key, upload_id, number, held)
-                )
+                resp = once(what, functools.partial(self._upload_part, dest, key, upload_id, number, held))
                 held.clear()
                 parts.append({"PartNumber": number, "ETag": resp["ETag"]})
                 md5s.append(md5)
                 data, md5 = reader.read_part(part)
-            dest.call(
+            once(
                 what,
                 lambda: dest.client.complete_multipart_upload(
                     Bucket=dest.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
