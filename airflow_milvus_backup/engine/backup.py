@@ -47,6 +47,7 @@ from airflow_milvus_backup.engine.names import (
     validate_backup_name,
 )
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
+from airflow_milvus_backup.engine.rbac_server import capture_for_backup, rbac_counts
 from airflow_milvus_backup.engine.schema import capture_collection
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class BackupEngine:
         db_name: str | None = None,
         overwrite: bool = False,
         allow_empty: bool = False,
+        rbac: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return a summary (name, id, collections, rows, bytes, seconds).
 
@@ -123,6 +125,9 @@ class BackupEngine:
         :param overwrite: replace an existing backup of that name.
         :param allow_empty: write a backup even when the selection holds no collection (an empty database);
             without it that is an :class:`EmptyBackupError` and nothing is written.
+        :param rbac: also back up users (with their roles), roles and grants, as Milvus Backup's ``--rbac``
+            (:mod:`~.rbac`; never passwords). Milvus Lite has no RBAC: an :class:`UnsupportedError` before
+            anything is written.
         """
         name = validate_backup_name(backup_name)
         if isinstance(collection_names, str):
@@ -137,12 +142,13 @@ class BackupEngine:
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
                 server_version = version_of(client, milvus.address)
+                rbac_doc = capture_for_backup(client, milvus, name, server_version) if rbac else None
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies
                 self.storage.put_bytes(ownership.marker_key(name), ownership.marker_body(name, lock.id))
                 summary = self._create_locked(
-                    client, milvus, name, lock.id, selection, server_version, started
+                    client, milvus, name, lock.id, selection, server_version, started, rbac_doc
                 )
             except BaseException:
                 self._cleanup_failed(name, keep=lock.key)
@@ -245,6 +251,7 @@ class BackupEngine:
         selection: list[tuple[str, str]],
         server_version: str,
         started: float,
+        rbac_doc: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         started_at = now_iso()
         self.log.info(
@@ -323,6 +330,7 @@ class BackupEngine:
             databases=db_props,
             collections=entries,
             totals=totals,
+            rbac=rbac_doc,
         )
         self.storage.put_bytes(mf.manifest_key(name), manifest.dumps())
         progress.report(final=True)
@@ -345,6 +353,7 @@ class BackupEngine:
             "files": totals.files,
             "seconds": seconds,
             "storage": self.storage.description,
+            **({"rbac": rbac_counts(rbac_doc)} if rbac_doc is not None else {}),
         }
 
     def _load_for_export(

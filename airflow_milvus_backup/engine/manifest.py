@@ -243,6 +243,9 @@ class Manifest(JsonModel):
     producer: dict[str, Any] | None = None
     totals: Totals | None = None
     collections: tuple[CollectionEntry, ...]
+    #: users, roles and grants of a backup made with ``rbac=True`` (:meth:`.rbac.RbacSnapshot.to_manifest`);
+    #: the key is absent otherwise, and older readers ignore it.
+    rbac: dict[str, Any] | None = None
     SPEC: ClassVar[dict[str, Any]] = {
         "format": str,
         "format_version": int,
@@ -257,6 +260,7 @@ class Manifest(JsonModel):
         "producer": Maybe(dict),
         "totals": Maybe(Totals),
         "collections": [CollectionEntry],
+        "rbac": Maybe(dict),
     }
 
     @classmethod
@@ -311,6 +315,13 @@ class Manifest(JsonModel):
                 f"Manifest {key!r} of backup {name!r} is in state {doc['state']!r}, not 'complete'."
             )
         return cls.build(doc)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the JSON object (:meth:`.JsonModel.to_json`); ``rbac`` only when the backup holds RBAC."""
+        out = super().to_json()
+        if self.rbac is None:
+            out.pop("rbac", None)
+        return out
 
     def files(self) -> list[tuple[CollectionEntry, PartitionData, DataFile]]:
         """Return ``(collection, partition, file)`` for every data file."""

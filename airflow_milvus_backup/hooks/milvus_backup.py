@@ -263,6 +263,7 @@ class MilvusBackupHook(BaseHook):
         db_name: str | None = None,
         overwrite: bool = False,
         allow_empty: bool = False,
+        rbac: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return the summary (backup_name, backup_id, collections, rows, bytes...).
 
@@ -272,6 +273,7 @@ class MilvusBackupHook(BaseHook):
         :param db_name: the database of bare names (default: the connection's).
         :param overwrite: replace an existing backup of that name.
         :param allow_empty: back up a database without collections on purpose (otherwise refused).
+        :param rbac: also back up users, roles and grants (not passwords; not on Milvus Lite).
         """
         with self._milvus_work():
             return self.backup_engine().create(
@@ -281,6 +283,7 @@ class MilvusBackupHook(BaseHook):
                 db_name=db_name,
                 overwrite=overwrite,
                 allow_empty=allow_empty,
+                rbac=rbac,
             )
 
     def list_backups(self, prefix: str = "") -> list[dict[str, Any]]:

@@ -57,6 +57,8 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
     :param verify: after the backup, re-read every file and check it against the manifest (templated).
     :param allow_empty: succeed (and emit the Asset event) even when there is no collection to back up
         (templated); by default that fails the task: it usually means a wrong database or Milvus Lite path.
+    :param rbac: also back up users (with their roles), roles and grants, as Milvus Backup's ``--rbac``
+        (templated); never passwords. Not on Milvus Lite (it has no RBAC).
     """
 
     template_fields: Sequence[str] = (
@@ -67,6 +69,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         "overwrite",
         "verify",
         "allow_empty",
+        "rbac",
         *MilvusBackupBaseOperator.template_fields,
     )
 
@@ -80,6 +83,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         overwrite: bool = False,
         verify: bool = False,
         allow_empty: bool = False,
+        rbac: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -90,6 +94,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         self.overwrite = overwrite
         self.verify = verify
         self.allow_empty = allow_empty
+        self.rbac = rbac
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Back up, verify if asked, emit the Asset events; return the summary."""
@@ -117,6 +122,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             db_name=self.db_name or None,
             overwrite=overwrite,
             allow_empty=allow_empty,
+            rbac=as_bool(self.rbac, "rbac"),
         )
         if verify:
             self.log.info("Verifying backup %s", name)
