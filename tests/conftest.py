@@ -6,6 +6,7 @@ Session-scoped servers (each is started on first use and stopped at session end)
 * ``moto_server``        - :class:`tests.support.s3.MotoS3Server` (in-memory moto S3).
 * ``milvus_lite_server`` - :class:`tests.support.lite.MilvusLiteServer` (``milvus-lite server`` over gRPC).
 * ``milvus25``           - :class:`tests.support.lite25.Lite25Server`, Milvus Lite 2.5.1 (``.venv-milvus25``).
+* ``milvus235_auth``     - the same with authorization on (``root:Milvus``), for the RBAC tests.
 * ``milvus235``          - :class:`tests.support.milvus235.Milvus235Server`, a real Milvus 2.3.5 standalone.
   It stores its data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
   ``milvus235.root_path``), not on ``s3_server``: fault tests may stop/restart ``s3_server`` (or
@@ -88,6 +89,29 @@ def milvus235(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Milvus235Ser
     base = tmp_path_factory.mktemp("milvus235")
     s3 = S3Server(base / "s3")
     server = Milvus235Server(base / "milvus", s3)
+    try:
+        s3.start()
+        server.start()
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            s3.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus235_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Milvus235Server]:
+    """A Milvus 2.3.5 with authorization on (log in as ``root:Milvus``: ``.token``), on its own rclone S3
+    server (``.s3``); for the RBAC tests. Started lazily, stopped at session end."""
+    base = tmp_path_factory.mktemp("milvus235-auth")
+    s3 = S3Server(base / "s3")
+    server = Milvus235Server(
+        base / "milvus",
+        s3,
+        extra_config={"common.security.authorizationEnabled": "true"},
+        token="root:Milvus",
+    )
     try:
         s3.start()
         server.start()
