@@ -316,12 +316,10 @@ class Manifest(JsonModel):
             )
         return cls.build(doc)
 
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON object (:meth:`.JsonModel.to_json`); ``rbac`` only when the backup holds RBAC."""
-        out = super().to_json()
-        if self.rbac is None:
-            out.pop("rbac", None)
-        return out
+    def __post_init__(self) -> None:
+        # ``rbac`` is written only when the backup holds RBAC: without it a manifest is what it always was
+        if self.rbac is None and "rbac" not in self.absent:
+            object.__setattr__(self, "absent", self.absent | {"rbac"})
 
     def files(self) -> list[tuple[CollectionEntry, PartitionData, DataFile]]:
         """Return ``(collection, partition, file)`` for every data file."""
