@@ -345,3 +345,19 @@ def test_rbac_backup_by_a_user_without_admin_is_refused_clearly(milvus235_auth, 
         BackupEngine(storage).create(params, "x", ["c2"], rbac=True)
     assert "Plain123!" not in str(e.value)
     assert list(storage.list("")) == []
+
+
+def test_restore_operator_reads_passwords_from_a_connection_never_a_templated_field():
+    from airflow.sdk import Connection
+
+    from airflow_milvus_backup.exceptions import MilvusBackupInvalidArgument
+    from airflow_milvus_backup.hooks.connection import rbac_passwords_from_connection
+    from airflow_milvus_backup.operators.restore import MilvusRestoreOperator
+
+    assert "rbac" in MilvusRestoreOperator.template_fields
+    assert "rbac_passwords" not in MilvusRestoreOperator.template_fields
+    conn = Connection(conn_id="pw", conn_type="generic", extra=json.dumps({"passwords": {"user_1": "pw1"}}))
+    assert rbac_passwords_from_connection(conn) == {"user_1": "pw1"}
+    bad = Connection(conn_id="pw", conn_type="generic", extra=json.dumps({"passwords": {"user_1": ""}}))
+    with pytest.raises(MilvusBackupInvalidArgument, match=r"Connection 'pw' \(rbac_passwords_conn_id\)"):
+        rbac_passwords_from_connection(bad)
