@@ -9,6 +9,7 @@ Session-scoped servers (each is started on first use and stopped at session end)
 * ``airflow_cluster``    - :class:`tests.support.airflow_server.AirflowCluster`: a real Airflow (api-server,
   scheduler, dag-processor, triggerer) on ``dags/``, ``milvus_default`` on ``milvus_lite_server``,
   ``aws_default`` on ``s3_server``, its own bucket (``.bucket``), users ``admin`` and ``viewer``.
+* ``milvus235_auth``     - the same with authorization on (``root:Milvus``), for the RBAC tests.
 * ``milvus235``          - :class:`tests.support.milvus235.Milvus235Server`, a real Milvus 2.3.5 standalone.
   It stores its data on its **own** S3Server (``milvus235.s3``, bucket ``milvus235.bucket``, prefix
   ``milvus235.root_path``), not on ``s3_server``: fault tests may stop/restart ``s3_server`` (or
@@ -92,6 +93,29 @@ def milvus235(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Milvus235Ser
     base = tmp_path_factory.mktemp("milvus235")
     s3 = S3Server(base / "s3")
     server = Milvus235Server(base / "milvus", s3)
+    try:
+        s3.start()
+        server.start()
+        yield server
+    finally:
+        try:
+            server.stop()
+        finally:
+            s3.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus235_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Milvus235Server]:
+    """A Milvus 2.3.5 with authorization on (log in as ``root:Milvus``: ``.token``), on its own rclone S3
+    server (``.s3``); for the RBAC tests. Started lazily, stopped at session end."""
+    base = tmp_path_factory.mktemp("milvus235-auth")
+    s3 = S3Server(base / "s3")
+    server = Milvus235Server(
+        base / "milvus",
+        s3,
+        extra_config={"common.security.authorizationEnabled": "true"},
+        token="root:Milvus",
+    )
     try:
         s3.start()
         server.start()

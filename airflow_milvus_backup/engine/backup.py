@@ -33,7 +33,12 @@ from airflow_milvus_backup.engine.catalog import Catalog
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.client import server_version as version_of
 from airflow_milvus_backup.engine.clock import now_iso
-from airflow_milvus_backup.engine.errors import BackupExistsError, BackupInProgressError, NotABackupError
+from airflow_milvus_backup.engine.errors import (
+    BackupExistsError,
+    BackupInProgressError,
+    NotABackupError,
+    UnsupportedError,
+)
 from airflow_milvus_backup.engine.export import (
     ExportSettings,
     PartitionExport,
@@ -47,6 +52,7 @@ from airflow_milvus_backup.engine.names import (
     validate_backup_name,
 )
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
+from airflow_milvus_backup.engine.rbac_server import capture_for_backup, rbac_counts
 from airflow_milvus_backup.engine.schema import capture_collection
 
 if TYPE_CHECKING:
@@ -117,6 +123,7 @@ class BackupEngine:
         mode: str = "logical",
         milvus_storage: S3Storage | None = None,
         physical: PhysicalOptions | None = None,
+        rbac: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return a summary (name, id, mode, collections, rows, bytes, seconds).
 
@@ -133,6 +140,9 @@ class BackupEngine:
             ``"auto"`` (physical when ``milvus_storage`` can be read, else logical; the reason is logged).
         :param milvus_storage: Milvus' own bucket (:func:`.physical.milvus_storage.open_milvus_bucket`).
         :param physical: tuning of a physical backup.
+        :param rbac: also back up users (with their roles), roles and grants, as Milvus Backup's ``--rbac``
+            (:mod:`~.rbac`; never passwords). Milvus Lite has no RBAC: an :class:`UnsupportedError` before
+            anything is written.
         """
         from airflow_milvus_backup.engine.physical import backup as physical_backup
 
@@ -149,7 +159,13 @@ class BackupEngine:
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
                 server_version = version_of(client, milvus.address)
+                rbac_doc = capture_for_backup(client, milvus, name, server_version) if rbac else None
             mode = physical_backup.resolve_mode(mode, milvus, milvus_storage, self.log)
+            if rbac and mode == "physical":
+                raise UnsupportedError(
+                    f"Backup {name!r}: rbac=True is not yet carried by a physical backup; "
+                    "use mode='logical' for a backup with RBAC"
+                )
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies
@@ -164,7 +180,7 @@ class BackupEngine:
                         summary = run.summary(client, name, lock.id, selection, server_version, started)
                 else:
                     summary = self._create_locked(
-                        client, milvus, name, lock.id, selection, server_version, started
+                        client, milvus, name, lock.id, selection, server_version, started, rbac_doc
                     )
             except BaseException:
                 self._cleanup_failed(name, keep=lock.key)
@@ -264,6 +280,7 @@ class BackupEngine:
         selection: list[tuple[str, str]],
         server_version: str,
         started: float,
+        rbac_doc: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         started_at = now_iso()
         self.log.info(
@@ -342,6 +359,7 @@ class BackupEngine:
             databases=db_props,
             collections=entries,
             totals=totals,
+            rbac=rbac_doc,
         )
         self.storage.put_bytes(mf.manifest_key(name), manifest.dumps())
         progress.report(final=True)
@@ -365,6 +383,7 @@ class BackupEngine:
             "files": totals.files,
             "seconds": seconds,
             "storage": self.storage.description,
+            **({"rbac": rbac_counts(rbac_doc)} if rbac_doc is not None else {}),
         }
 
     def _load_for_export(

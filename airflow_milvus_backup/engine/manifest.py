@@ -243,6 +243,9 @@ class Manifest(JsonModel):
     producer: dict[str, Any] | None = None
     totals: Totals | None = None
     collections: tuple[CollectionEntry, ...]
+    #: users, roles and grants of a backup made with ``rbac=True`` (:meth:`.rbac.RbacSnapshot.to_manifest`);
+    #: the key is absent otherwise, and older readers ignore it.
+    rbac: dict[str, Any] | None = None
     SPEC: ClassVar[dict[str, Any]] = {
         "format": str,
         "format_version": int,
@@ -257,6 +260,7 @@ class Manifest(JsonModel):
         "producer": Maybe(dict),
         "totals": Maybe(Totals),
         "collections": [CollectionEntry],
+        "rbac": Maybe(dict),
     }
 
     @classmethod
@@ -311,6 +315,11 @@ class Manifest(JsonModel):
                 f"Manifest {key!r} of backup {name!r} is in state {doc['state']!r}, not 'complete'."
             )
         return cls.build(doc)
+
+    def __post_init__(self) -> None:
+        # ``rbac`` is written only when the backup holds RBAC: without it a manifest is what it always was
+        if self.rbac is None and "rbac" not in self.absent:
+            object.__setattr__(self, "absent", self.absent | {"rbac"})
 
     def files(self) -> list[tuple[CollectionEntry, PartitionData, DataFile]]:
         """Return ``(collection, partition, file)`` for every data file."""

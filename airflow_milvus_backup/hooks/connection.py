@@ -237,3 +237,23 @@ def mask_secrets(secrets: Iterable[str]) -> None:
     for s in secrets:
         if s:
             mask_secret(s)
+
+
+def rbac_passwords_from_connection(conn: Connection) -> dict[str, str]:
+    """Return the passwords of users a restore with ``rbac=True`` creates, from a connection's extra.
+
+    The extra is ``{"passwords": {"user_1": "...", ...}}`` (any connection type; Airflow masks values under a
+    key named like ``passwords``). The values are registered with the secrets masker as well.
+
+    :raises MilvusBackupInvalidArgument: the extra has no such object (naming the connection, not a value).
+    """
+    passwords = (conn.extra_dejson or {}).get("passwords")
+    if not isinstance(passwords, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v for k, v in passwords.items()
+    ):
+        raise MilvusBackupInvalidArgument(
+            f"Connection {conn.conn_id!r} (rbac_passwords_conn_id) must hold the users' passwords in its "
+            'extra as {"passwords": {"user": "password", ...}} with non-empty strings.'
+        )
+    mask_secrets(passwords.values())
+    return dict(passwords)

@@ -265,6 +265,7 @@ class MilvusBackupHook(BaseHook):
         overwrite: bool = False,
         allow_empty: bool = False,
         mode: str = "logical",
+        rbac: bool = False,
     ) -> dict[str, Any]:
         """Back up collections; return the summary (backup_name, backup_id, mode, collections, rows, ...).
 
@@ -275,6 +276,7 @@ class MilvusBackupHook(BaseHook):
         :param overwrite: replace an existing backup of that name.
         :param allow_empty: back up a database without collections on purpose (otherwise refused).
         :param mode: ``"logical"``, ``"physical"`` or ``"auto"`` (see ``BackupEngine.create``).
+        :param rbac: also back up users, roles and grants (not passwords; not on Milvus Lite).
         """
         with self._milvus_work():
             return self.backup_engine().create(
@@ -286,6 +288,7 @@ class MilvusBackupHook(BaseHook):
                 allow_empty=allow_empty,
                 mode=mode,
                 milvus_storage=milvus_storage_for(self, mode),
+                rbac=rbac,
             )
 
     def list_backups(self, prefix: str = "") -> list[dict[str, Any]]:

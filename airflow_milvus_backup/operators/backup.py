@@ -62,6 +62,8 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         ``milvus_bucket`` / ``milvus_root_path`` / ``milvus_storage_conn_id`` or ``backup_config``'s ``minio``
         section names that bucket) or ``"auto"`` (physical when that bucket can be read, else logical; the
         log says why) (templated).
+    :param rbac: also back up users (with their roles), roles and grants, as Milvus Backup's ``--rbac``
+        (templated); never passwords. Not on Milvus Lite (it has no RBAC).
     """
 
     template_fields: Sequence[str] = (
@@ -73,6 +75,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         "verify",
         "allow_empty",
         "mode",
+        "rbac",
         *MilvusBackupBaseOperator.template_fields,
     )
 
@@ -87,6 +90,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         verify: bool = False,
         allow_empty: bool = False,
         mode: str = "logical",
+        rbac: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +102,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
         self.verify = verify
         self.allow_empty = allow_empty
         self.mode = mode
+        self.rbac = rbac
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Back up, verify if asked, emit the Asset events; return the summary."""
@@ -126,6 +131,7 @@ class MilvusBackupOperator(MilvusBackupBaseOperator):
             overwrite=overwrite,
             allow_empty=allow_empty,
             mode=str(self.mode or "logical").strip().lower(),
+            rbac=as_bool(self.rbac, "rbac"),
         )
         if verify:
             self.log.info("Verifying backup %s", name)

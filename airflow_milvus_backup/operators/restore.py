@@ -28,8 +28,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 LATEST = "latest"
-#: The engine's restore options and their defaults: each is an argument of the operator, of the same name.
-RESTORE_OPTIONS: dict[str, Any] = {f.name: f.default for f in fields(RestoreOptions)}
+#: The engine's restore options and their defaults: each is an argument of the operator, of the same name
+#: (but ``rbac_passwords``, a secret: the operator reads it from a connection, ``rbac_passwords_conn_id``).
+RESTORE_OPTIONS: dict[str, Any] = {
+    f.name: f.default for f in fields(RestoreOptions) if f.name != "rbac_passwords"
+}
 
 
 def _optional_text(value: Any) -> str | None:
@@ -76,6 +79,11 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         ``backup_config``'s ``minio.bucketName``).
     :param bulk_import_root: the prefix Milvus resolves import paths against (default: the bucket's root, as
         Milvus 2.3 to 2.5 do).
+    :param rbac: also restore the backup's users, roles and grants (the backup must have been made with
+        ``rbac=True``); nothing that exists is dropped or changed. Not on Milvus Lite.
+    :param rbac_passwords_conn_id: a connection whose extra is ``{"passwords": {"user": "password"}}``: the
+        passwords of the users to create (Milvus cannot give passwords back; users without one are skipped and
+        named in the report).
     :param verify: after the restore, compare the restored collections with the backup (row counts,
         schema, sample searches); a mismatch fails the task (not retried).
     :param sample_searches: vector searches compared per collection when verifying.
@@ -94,6 +102,7 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         "collection_names",
         *RESTORE_OPTIONS,
         "restore_id",
+        "rbac_passwords_conn_id",
         "verify",
         "sample_searches",
         "top_k",
@@ -125,6 +134,8 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         restore_id: str | None = None,
         bulk_import_bucket: str | None = None,
         bulk_import_root: str | None = None,
+        rbac: bool = False,
+        rbac_passwords_conn_id: str | None = None,
         verify: bool = True,
         sample_searches: int = 10,
         top_k: int = 10,
@@ -153,6 +164,8 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         self.restore_id = restore_id
         self.bulk_import_bucket = bulk_import_bucket
         self.bulk_import_root = bulk_import_root
+        self.rbac = rbac
+        self.rbac_passwords_conn_id = rbac_passwords_conn_id
         self.verify = verify
         self.sample_searches = sample_searches
         self.top_k = top_k
@@ -198,7 +211,17 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
             "restore_id": _optional_text(self.restore_id),
             "bulk_import_bucket": _optional_text(self.bulk_import_bucket) or self.hook.milvus_bucket_name,
             "bulk_import_root": _optional_text(self.bulk_import_root),
+            **self._rbac_passwords(),
         }
+
+    def _rbac_passwords(self) -> dict[str, Any]:
+        """Return ``{"rbac_passwords": ...}`` from ``rbac_passwords_conn_id`` (``None`` without it)."""
+        conn_id = _optional_text(self.rbac_passwords_conn_id)
+        if not conn_id:
+            return {"rbac_passwords": None}
+        from airflow_milvus_backup.hooks.connection import rbac_passwords_from_connection
+
+        return {"rbac_passwords": rbac_passwords_from_connection(self.hook.get_connection(conn_id))}
 
     def _verify_arguments(self) -> bool:
         """Check the rendered verification arguments (``sample_searches``, ``top_k``); return ``verify``."""

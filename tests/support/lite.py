@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
 
-def milvus_answers(uri: str, timeout: float = 5.0) -> bool:
-    """True if a pymilvus MilvusClient at uri can list collections."""
+def milvus_answers(uri: str, timeout: float = 5.0, token: str = "") -> bool:
+    """True if a pymilvus MilvusClient at uri (logged in with ``token`` when given) can list collections."""
     from pymilvus import MilvusClient
 
-    client = MilvusClient(uri=uri, timeout=timeout)
+    client = MilvusClient(uri=uri, timeout=timeout, token=token)
     try:
         client.list_collections(timeout=timeout)
     finally:

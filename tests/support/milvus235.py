@@ -90,6 +90,7 @@ class Milvus235Server(ProcessServer):
         extra_config: dict[str, Any] | None = None,
         graceful_stop_seconds: int = 5,
         session_ttl: int = 10,
+        token: str = "",
     ) -> None:
         super().__init__(data_dir, port=0)
         self.s3 = s3
@@ -98,6 +99,8 @@ class Milvus235Server(ProcessServer):
         self.extra_config = dict(extra_config or {})
         self.graceful_stop_seconds = graceful_stop_seconds
         self.session_ttl = session_ttl
+        #: ``user:password`` to log in with (authorization on: ``root:Milvus``); used by the readiness check
+        self.token = token
         self._ports: dict[str, int] | None = None  # milvus config ports, kept across restarts
         self._webservice_port: int | None = None
         self._etcd_peer_port: int | None = None
@@ -216,7 +219,7 @@ class Milvus235Server(ProcessServer):
             self._webservice_port = int(info["webservice_port"])
             self._etcd_peer_port = int(info["etcd_peer_port"])
             self._port = self._ports["proxy_port"]
-        return milvus_answers(self.uri, timeout=5)
+        return milvus_answers(self.uri, timeout=5, token=self.token)
 
     def _failure_details(self) -> str:
         logs = self.milvus_dir / "logs"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
 from airflow_milvus_backup.engine.clock import utcnow
 from airflow_milvus_backup.engine.errors import InvalidArgumentError
 from airflow_milvus_backup.engine.names import validate_milvus_name, validate_renames, validate_suffix
+from airflow_milvus_backup.engine.rbac import check_passwords
 
 
 class StrValue(str, Enum):
@@ -99,6 +100,11 @@ class RestoreOptions:
         to be in that bucket).
     :param bulk_import_root: the prefix Milvus resolves import paths against (default: the bucket's root, as
         Milvus 2.3 to 2.5 do).
+    :param rbac: also restore the backup's users, roles and grants (:mod:`~airflow_milvus_backup.engine.rbac`:
+        nothing that exists is dropped or changed; the backup must have been made with ``rbac=True``).
+    :param rbac_passwords: passwords of the users to create, by name (Milvus cannot give passwords back; a
+        missing user without one is skipped and named in the report). Never logged nor stored: the restore's
+        status records only the user names.
     """
 
     collection_suffix: str = ""
@@ -116,6 +122,8 @@ class RestoreOptions:
     accept_new_primary_keys: bool = False
     bulk_import_bucket: str | None = None
     bulk_import_root: str | None = None
+    rbac: bool = False
+    rbac_passwords: dict[str, str] | None = field(default=None, repr=False)
 
     @classmethod
     def flags(cls) -> list[str]:
@@ -167,6 +175,9 @@ class RestoreOptions:
             )
         if self.bulk_import_root:
             self.bulk_import_root = self.bulk_import_root.strip("/")
+        self.rbac_passwords = check_passwords(self.rbac_passwords) or None
+        if self.rbac_passwords and not self.rbac:
+            raise InvalidArgumentError("rbac_passwords is for rbac=True: pass rbac=True to restore users.")
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Return the options a resume must match: :data:`FINGERPRINT_FIELDS`, plus later ones not at default.
@@ -178,4 +189,6 @@ class RestoreOptions:
         for f in fields(self):
             if f.name not in out and getattr(self, f.name) != f.default:
                 out[f.name] = getattr(self, f.name)
+        if "rbac_passwords" in out:  # a secret: only whose passwords were given counts
+            out["rbac_passwords"] = sorted(out["rbac_passwords"])
         return out

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from airflow_milvus_backup.engine import integrity
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.errors import IntegrityError, StorageNotFoundError
+from airflow_milvus_backup.engine.restore import rbac_step
 from airflow_milvus_backup.engine.restore.options import Method
 from airflow_milvus_backup.engine.restore.plan import Action
 
@@ -24,7 +25,9 @@ def check(ctx: Context, plan: Plan) -> None:
     for bulk import, its sha256.
 
     :raises IntegrityError: an object is missing or does not match the manifest (the message names its key).
+    :raises RbacUnsupportedError: ``rbac=True`` onto Milvus Lite (:func:`.rbac_step.snapshot_of`).
     """
+    rbac_step.snapshot_of(plan)
     if plan.opts.meta_only:
         return
     check_listing(ctx, plan)

@@ -17,6 +17,7 @@ from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
 from airflow_milvus_backup.engine.errors import UnsupportedError
 from airflow_milvus_backup.engine.indexes import create_index
+from airflow_milvus_backup.engine.restore import rbac_step
 from airflow_milvus_backup.engine.restore.capabilities import AUTO_ID_PROPERTY, VECTOR_TYPES
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
 from airflow_milvus_backup.engine.schema import build_schema
@@ -67,6 +68,7 @@ def setup(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan, 
     ``status.untouched`` is set: the failed restore leaves no state behind, not even its status object.
     """
     undo = UndoLog()
+    rbac_step.apply(ctx, client, milvus, plan, status)  # first, as Milvus Backup; never undone (only adds)
     try:
         existing_dbs = set(client.list_databases()) if plan.databases else set()
         for db, props in plan.databases.items():

@@ -317,6 +317,12 @@ class Status:
             f.state, f.error = FileState.FAILED, reason
         self.save()
 
+    def rbac_restored(self, report: dict[str, Any]) -> None:
+        """Record what the RBAC step created and left (names only); written at once."""
+        with self.lock:
+            self.doc.extra["rbac"] = report
+        self.save()
+
     def jobs_imported(self) -> None:
         """Record that every import job is done (the restore is still to be finished); next write."""
         with self.lock:
