@@ -45,6 +45,7 @@ from airflow_milvus_backup.engine.export import (
     use_database,
     warn_if_rows_missing,
 )
+from airflow_milvus_backup.engine.failures import is_permission_denied
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     check_not_empty,
@@ -155,11 +156,12 @@ class BackupEngine:
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Backup {name!r}"):
+                server_version = version_of(client, milvus.address)
+                # first: a user who may not read RBAC is told so, whatever else it may not do
+                rbac_doc = capture_for_backup(client, milvus, name, server_version) if rbac else None
                 available = self._available(client, milvus, db_name, collection_names)
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
-                server_version = version_of(client, milvus.address)
-                rbac_doc = capture_for_backup(client, milvus, name, server_version) if rbac else None
             mode = physical_backup.resolve_mode(mode, milvus, milvus_storage, self.log)
             if rbac and mode == "physical":
                 raise UnsupportedError(
@@ -198,7 +200,15 @@ class BackupEngine:
         for item in requested or []:
             if isinstance(item, str) and "." in item:
                 dbs.add(item.split(".", 1)[0])
-        known = set(server_api.list_databases(client, milvus.address))
+        try:
+            known = set(server_api.list_databases(client, milvus.address))
+        except Exception as e:
+            if not is_permission_denied(e):
+                raise
+            # a user without ListDatabases (Milvus 2.3+ RBAC) may still read its collections: the databases
+            # asked for are tried as they are; one that does not exist fails on use_database, named
+            self.log.info("Milvus did not let the user list databases: reading %s as asked", sorted(dbs))
+            known = dbs
         out: dict[str, list[str]] = {}
         for db in sorted(dbs & known):
             use_database(client, db)

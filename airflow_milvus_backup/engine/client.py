@@ -18,7 +18,14 @@ from airflow_milvus_backup.engine.errors import (
     MilvusConnectionError,
     MilvusLiteLockedError,
 )
-from airflow_milvus_backup.engine.failures import FailureKind, causes, classify, grpc_status_name, message_of
+from airflow_milvus_backup.engine.failures import (
+    FailureKind,
+    causes,
+    classify,
+    grpc_status_name,
+    is_permission_denied,
+    message_of,
+)
 from airflow_milvus_backup.engine.uri import display_address, split_uri, token_secrets
 
 if TYPE_CHECKING:
@@ -150,6 +157,12 @@ def auth_failure(exc: BaseException) -> str | None:
 
 
 def _connection_error(params: MilvusParams, exc: BaseException, what: str) -> MilvusConnectionError:
+    if is_permission_denied(exc):
+        return MilvusAuthenticationError(
+            f"{what}: Milvus at {params.address} denied the connection's user a privilege it needs "
+            f"({params.scrub(message_of(exc))}). Grant that privilege to one of the user's roles, or use a "
+            "user that has it in the Milvus connection."
+        )
     reason = auth_failure(exc)
     if reason is None and classify(exc) is FailureKind.AUTH:
         reason = message_of(exc)

@@ -252,6 +252,24 @@ def _type_names(exc: BaseException) -> set[str]:
     return {c.__name__ for c in type(exc).__mro__}
 
 
+#: Milvus 2.3-2.6 word a missing privilege "PrivilegeX: permission deny to user"
+_PERMISSION_WORDS = re.compile(r"permission deny|permission denied|privilege not permitted", re.IGNORECASE)
+
+
+def is_permission_denied(exc: BaseException) -> bool:
+    """Return whether ``exc`` (or an error it came from) says the user lacks a privilege (not a bad login).
+
+    Milvus answers a call the user's roles do not allow with gRPC ``PERMISSION_DENIED``, error code 1401 or,
+    on 2.3.5, a plain status whose message says "permission deny".
+    """
+    for e in causes(exc):
+        if grpc_status_name(e) == "PERMISSION_DENIED" or getattr(e, "code", None) == 1401:
+            return True
+        if _is_pymilvus(e) and _PERMISSION_WORDS.search(message_of(e)):
+            return True
+    return False
+
+
 def message_of(exc: BaseException) -> str:
     """Return the message of a pymilvus or gRPC error without its class wrapper."""
     details = getattr(exc, "details", None)
@@ -316,6 +334,8 @@ def _connection_kind(e: BaseException) -> FailureKind | None:
 def _words_kind(e: BaseException) -> FailureKind | None:
     if not _is_pymilvus(e):
         return None
+    if _PERMISSION_WORDS.search(message_of(e)):
+        return FailureKind.AUTH
     return FailureKind.UNREACHABLE if UNREACHABLE_WORDS.search(_QUOTED.sub("''", message_of(e))) else None
 
 

@@ -150,3 +150,41 @@ class PymilvusLogRouter:
         if self.scrub is not None:
             msg = self.scrub(msg)
         self.logger.log(level, "%s: %s", record.name, msg)
+
+
+# ------------------------------------------------------------------------ client-side session timestamps
+class _FallbackWatch(logging.Filter):
+    """Note the threads on which ``query_iterator`` fell back to a client-side session timestamp."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.threads: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "mvccTs" in record.getMessage() and record.thread is not None:
+            with self.lock:
+                self.threads.add(record.thread)
+        return True  # only watched: the line goes on as before
+
+
+_WATCH = _FallbackWatch()
+logging.getLogger("pymilvus.client.iterator.query_iterator").filters.insert(0, _WATCH)
+
+
+def used_client_side_ts(setup: Callable[[], object]) -> bool:
+    """Run ``setup`` (which creates a ``query_iterator``): was its session timestamp the client's clock?
+
+    pymilvus falls back to "now + 1 s" by the client's clock when the server gives no MVCC timestamp
+    (Milvus 2.3.5, Milvus Lite). That is no snapshot: Milvus' timestamp oracle may run seconds ahead of the
+    wall clock (it reserves a window ahead across restarts), and a read as of the client's clock then misses
+    rows written just before the backup.
+    """
+    me = threading.get_ident()
+    with _WATCH.lock:
+        _WATCH.threads.discard(me)
+    setup()
+    with _WATCH.lock:
+        fell_back = me in _WATCH.threads
+        _WATCH.threads.discard(me)
+    return fell_back
