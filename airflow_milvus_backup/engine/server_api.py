@@ -176,3 +176,14 @@ def lacking(client: MilvusClient, address: str, apis: Iterable[str]) -> frozense
             note_lacking(address, api)
             out.add(api)
     return frozenset(out)
+
+
+def rejects_filter(exc: BaseException) -> bool:
+    """Return whether ``exc`` is the server refusing a filter expression (``Invalid expr``, code 1100).
+
+    Milvus Lite 2.5.1 answers so to every filter on a partition-key collection (``id > 5``, ``id in [1]``);
+    :func:`~airflow_milvus_backup.engine.paging.pk_pages` then reads by offset.
+
+    :param exc: what pymilvus raised.
+    """
+    return any("Invalid expr" in str(getattr(e, "message", None) or e) for e in causes(exc))
