@@ -443,6 +443,24 @@ def test_a_partition_key_collection_beyond_the_query_window_is_refused_with_the_
     client.drop_collection("keyed_big")
 
 
+def test_the_hooks_connection_test_succeeds_and_says_the_version_was_assumed(
+    milvus25: Lite25Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+
+    conn = {"conn_type": "milvus", "host": "127.0.0.1", "port": milvus25.port, "extra": {"timeout": 10}}
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_25", json.dumps(conn))
+    ok, message = MilvusBackupHook(milvus_conn_id="milvus_25").test_connection()
+    assert ok, message
+    assert message.startswith(
+        "Connected to Milvus (version not reported: GetVersion is unimplemented; assumed 2.5.0) at "
+        f"http://127.0.0.1:{milvus25.port}: "
+    )
+    assert message.endswith("collection(s) in database 'default'.")
+
+
 # -- the decisions, without a server -------------------------------------------------------------------------
 def test_offset_plan_reads_up_to_the_window_and_refuses_beyond_it() -> None:
     assert offset_plan("c", None, 10, 10, "Invalid expr") == 10

@@ -12,7 +12,7 @@ partitions     every collection has only the ``_default`` partition
 aliases        no collection has an alias (a restore skips aliases with a warning)
 databases      there is only the ``default`` database
 properties     collection properties cannot be altered (``allow_insert_auto_id`` cannot be set)
-version        the server is Milvus :data:`UNREPORTED_VERSION` (2.5.0; see :func:`assumed_version`)
+version        the server is Milvus :data:`UNREPORTED_VERSION` (2.5.0; see :func:`version_label`)
 =============  ===================================================================================
 
 The readers here (:func:`list_partitions`, :func:`list_aliases`, :func:`list_databases`) ask the server every
@@ -99,6 +99,17 @@ def note_lacking(address: str, api: str) -> None:
         RPCS[api],
         ASSUMED[api],
     )
+
+
+def version_label(reported: str) -> str:
+    """Return the server's version for a message: as reported, or what is assumed when it is not.
+
+    :param reported: :func:`~.client.server_version`'s answer (``""`` when GetVersion is unimplemented).
+    """
+    if reported:
+        return reported
+    assumed = ".".join(map(str, UNREPORTED_VERSION))
+    return f"(version not reported: {RPCS[VERSION]} is unimplemented; assumed {assumed})"
 
 
 def lacking_message(api: str, label: str, address: str, need: str, fix: str) -> str:
