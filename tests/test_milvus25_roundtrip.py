@@ -221,7 +221,7 @@ def test_meta_only_and_drop_existing(round25: Round) -> None:
 # -- what the server lacks: backups taken from Milvus Lite 3 -------------------------------------------------
 @pytest.fixture(scope="module")
 def from_lite3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStorage]:
-    """A Milvus Lite 3 backup ``lite3``: parts (partition p1), aliased, props, keyed."""
+    """A Milvus Lite 3 backup ``lite3``: parts (partition p1), aliased, props, keyed, nullish (nullable)."""
     from airflow_milvus_backup.engine import lite
 
     base = tmp_path_factory.mktemp("lite3-for-25")
@@ -237,6 +237,16 @@ def from_lite3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStorag
             props = {"collection.ttl.seconds": "86400"} if name == "props" else None
             client.create_collection(name, schema=s, index_params=ip, properties=props)
             client.insert(name, [{"id": i, "vec": [float(i)] * 4} for i in range(20)])
+        s = MilvusClient.create_schema(auto_id=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("note", DataType.VARCHAR, max_length=16, nullable=True)
+        s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+        ip = client.prepare_index_params()
+        ip.add_index("vec", index_type="FLAT", metric_type="L2")
+        client.create_collection("nullish", schema=s, index_params=ip)
+        client.insert(
+            "nullish", [{"id": i, "note": None if i % 2 else "n", "vec": [1.0] * 4} for i in range(4)]
+        )
         client.create_partition("parts", "p1")
         client.insert("parts", [{"id": 100, "vec": [1.0] * 4}], partition_name="p1")
         client.create_alias("aliased", "aliased_alias")
@@ -311,6 +321,50 @@ def test_a_partition_key_collection_is_restored_with_its_partition_count(
     )  # no filter: see above
     assert sorted((r["id"], r["tenant"]) for r in rows) == [(i, i % 3) for i in range(30)]
     client.drop_collection("keyed_k")
+
+
+def test_a_nullable_field_is_refused_naming_the_collection(round25: Round, from_lite3: LocalStorage) -> None:
+    with pytest.raises(UnsupportedError) as e:
+        RestoreEngine(from_lite3).restore(round25.params, "lite3", ["nullish"], collection_suffix="_n")
+    assert "Milvus (version not reported, assumed 2.5.0) at " in str(e.value)
+    assert "refused to create default.nullish_n with the schema of default.nullish" in str(e.value)
+    assert "MilvusLite doesn't support nullable" in str(e.value)
+    assert "nullish_n" not in round25.client.list_collections()
+
+
+def test_restore_options_rename_load_state_and_new_keys_for_auto_id(round25: Round) -> None:
+    client, params = round25.client, round25.params
+    s = MilvusClient.create_schema(auto_id=True)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2", index_name="v")
+    client.create_collection("auto25", schema=s, index_params=ip, consistency_level="Strong")
+    client.insert("auto25", [{"vec": [float(i), 0.0, 1.0, 2.0]} for i in range(50)])
+    backup = f"ao_{uuid.uuid4().hex[:6]}"
+    BackupEngine(round25.storage).create(params, backup, ["auto25", RELEASED])
+    restore = RestoreEngine(round25.storage)
+    # explicit keys cannot go into an auto_id collection here (no AlterCollection): refused, with the fix
+    with pytest.raises(UnsupportedError, match="accept_new_primary_keys=True"):
+        restore.restore(params, backup, ["auto25"], collection_suffix="_o")
+    report = restore.restore(
+        params,
+        backup,
+        collection_renames={"auto25": "auto25_new", RELEASED: "released_new"},
+        accept_new_primary_keys=True,
+        restore_load_state=False,
+    )
+    assert report["state"] == "success", report
+    loads = {c["target"]: c["load_state"] for c in report["collections"]}
+    assert loads["default.released_new"]["action"] == "unchanged"  # as the insert left it
+    assert loads["default.released_new"]["target"] == client.get_load_state("released_new")["state"].name
+    assert sorted(client.list_indexes("released_new")) == ["n_inv", "vec_flat"]
+    verified = verify_restore(params, round25.storage, backup, report, sample_searches=2)
+    assert verified["ok"], verified["errors"]
+    keys = {c["target"]: c["keys"] for c in verified["collections"]}
+    assert keys == {"default.auto25_new": "new", "default.released_new": "kept"}
+    for name in ("auto25", "auto25_new", "released_new"):
+        client.drop_collection(name)
 
 
 # -- BM25 and a partition key, backed up from this server ----------------------------------------------------
