@@ -2,10 +2,13 @@
 
 One backup of two collections is taken per module and restored once: the vector types Milvus Lite 3 lacks
 (FLOAT16, BFLOAT16, BINARY) and sparse vectors, a dynamic field, named indexes with build
-params, a partition-key collection left released. The tests then read what the restore made. The APIs this
-server lacks (partitions, aliases, databases, properties: see :mod:`~airflow_milvus_backup.engine.server_api`)
-are met with backups taken from Milvus Lite 3, whose restore here is refused with the fix or, for aliases,
-done without them and a warning.
+params, a collection left released. The tests then read what the restore made. Other tests reuse the server
+for what it does its own way: a BM25 function it does not describe (recovered by the backup), a partition-key
+collection on which it refuses every filter (read by offset up to its query window), auto_id keys it cannot
+keep (no AlterCollection), and the connection test without GetVersion. The APIs this server lacks
+(partitions, aliases, databases, properties: see :mod:`~airflow_milvus_backup.engine.server_api`) and the
+nullable fields it refuses are met with backups taken from Milvus Lite 3, whose restore here is refused with
+the fix or, for aliases, done without them and a warning.
 """
 
 from __future__ import annotations
