@@ -2,10 +2,13 @@
 
 One backup of two collections is taken per module and restored once: the vector types Milvus Lite 3 lacks
 (FLOAT16, BFLOAT16, BINARY) and sparse vectors, a dynamic field, named indexes with build
-params, a partition-key collection left released. The tests then read what the restore made. The APIs this
-server lacks (partitions, aliases, databases, properties: see :mod:`~airflow_milvus_backup.engine.server_api`)
-are met with backups taken from Milvus Lite 3, whose restore here is refused with the fix or, for aliases,
-done without them and a warning.
+params, a collection left released. The tests then read what the restore made. Other tests reuse the server
+for what it does its own way: a BM25 function it does not describe (recovered by the backup), a partition-key
+collection on which it refuses every filter (read by offset up to its query window), auto_id keys it cannot
+keep (no AlterCollection), and the connection test without GetVersion. The APIs this server lacks
+(partitions, aliases, databases, properties: see :mod:`~airflow_milvus_backup.engine.server_api`) and the
+nullable fields it refuses are met with backups taken from Milvus Lite 3, whose restore here is refused with
+the fix or, for aliases, done without them and a warning.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import pytest
 from pymilvus import DataType, MilvusClient
 
 from airflow_milvus_backup.engine import BackupEngine, LocalStorage, MilvusParams, UnsupportedError
+from airflow_milvus_backup.engine.paging import QUERY_WINDOW, offset_plan, pk_pages
 from airflow_milvus_backup.engine.restore import RestoreEngine
-from airflow_milvus_backup.engine.schema import capture_collection, primary_field
+from airflow_milvus_backup.engine.schema import capture_collection, complete_functions, primary_field
 from airflow_milvus_backup.engine.verify import verify_backup, verify_restore
 from tests.support.datagen import canon_rows, read_backup_rows, source_rows
 from tests.support.lite import open_client
@@ -220,7 +224,7 @@ def test_meta_only_and_drop_existing(round25: Round) -> None:
 # -- what the server lacks: backups taken from Milvus Lite 3 -------------------------------------------------
 @pytest.fixture(scope="module")
 def from_lite3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStorage]:
-    """A Milvus Lite 3 backup ``lite3``: parts (partition p1), aliased, props, keyed."""
+    """A Milvus Lite 3 backup ``lite3``: parts (partition p1), aliased, props, keyed, nullish (nullable)."""
     from airflow_milvus_backup.engine import lite
 
     base = tmp_path_factory.mktemp("lite3-for-25")
@@ -236,6 +240,16 @@ def from_lite3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStorag
             props = {"collection.ttl.seconds": "86400"} if name == "props" else None
             client.create_collection(name, schema=s, index_params=ip, properties=props)
             client.insert(name, [{"id": i, "vec": [float(i)] * 4} for i in range(20)])
+        s = MilvusClient.create_schema(auto_id=False)
+        s.add_field("id", DataType.INT64, is_primary=True)
+        s.add_field("note", DataType.VARCHAR, max_length=16, nullable=True)
+        s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+        ip = client.prepare_index_params()
+        ip.add_index("vec", index_type="FLAT", metric_type="L2")
+        client.create_collection("nullish", schema=s, index_params=ip)
+        client.insert(
+            "nullish", [{"id": i, "note": None if i % 2 else "n", "vec": [1.0] * 4} for i in range(4)]
+        )
         client.create_partition("parts", "p1")
         client.insert("parts", [{"id": 100, "vec": [1.0] * 4}], partition_name="p1")
         client.create_alias("aliased", "aliased_alias")
@@ -310,3 +324,224 @@ def test_a_partition_key_collection_is_restored_with_its_partition_count(
     )  # no filter: see above
     assert sorted((r["id"], r["tenant"]) for r in rows) == [(i, i % 3) for i in range(30)]
     client.drop_collection("keyed_k")
+
+
+def test_a_nullable_field_is_refused_naming_the_collection(round25: Round, from_lite3: LocalStorage) -> None:
+    with pytest.raises(UnsupportedError) as e:
+        RestoreEngine(from_lite3).restore(round25.params, "lite3", ["nullish"], collection_suffix="_n")
+    assert "Milvus (version not reported, assumed 2.5.0) at " in str(e.value)
+    assert "refused to create default.nullish_n with the schema of default.nullish" in str(e.value)
+    assert "MilvusLite doesn't support nullable" in str(e.value)
+    assert "nullish_n" not in round25.client.list_collections()
+
+
+def test_restore_options_rename_load_state_and_new_keys_for_auto_id(round25: Round) -> None:
+    client, params = round25.client, round25.params
+    s = MilvusClient.create_schema(auto_id=True)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2", index_name="v")
+    client.create_collection("auto25", schema=s, index_params=ip, consistency_level="Strong")
+    client.insert("auto25", [{"vec": [float(i), 0.0, 1.0, 2.0]} for i in range(50)])
+    backup = f"ao_{uuid.uuid4().hex[:6]}"
+    BackupEngine(round25.storage).create(params, backup, ["auto25", RELEASED])
+    restore = RestoreEngine(round25.storage)
+    # explicit keys cannot go into an auto_id collection here (no AlterCollection): refused, with the fix
+    with pytest.raises(UnsupportedError, match="accept_new_primary_keys=True"):
+        restore.restore(params, backup, ["auto25"], collection_suffix="_o")
+    report = restore.restore(
+        params,
+        backup,
+        collection_renames={"auto25": "auto25_new", RELEASED: "released_new"},
+        accept_new_primary_keys=True,
+        restore_load_state=False,
+    )
+    assert report["state"] == "success", report
+    loads = {c["target"]: c["load_state"] for c in report["collections"]}
+    assert loads["default.released_new"]["action"] == "unchanged"  # as the insert left it
+    assert loads["default.released_new"]["target"] == client.get_load_state("released_new")["state"].name
+    assert sorted(client.list_indexes("released_new")) == ["n_inv", "vec_flat"]
+    verified = verify_restore(params, round25.storage, backup, report, sample_searches=2)
+    assert verified["ok"], verified["errors"]
+    keys = {c["target"]: c["keys"] for c in verified["collections"]}
+    assert keys == {"default.auto25_new": "new", "default.released_new": "kept"}
+    for name in ("auto25", "auto25_new", "released_new"):
+        client.drop_collection(name)
+
+
+# -- BM25 and a partition key, backed up from this server ----------------------------------------------------
+def _bm25_collection(client: MilvusClient, name: str) -> None:
+    """A text with a BM25 function into a sparse field (which the server describes without the function)."""
+    from pymilvus import Function, FunctionType
+
+    s = MilvusClient.create_schema(auto_id=False)
+    s.add_field("id", DataType.INT64, is_primary=True)
+    s.add_field("body", DataType.VARCHAR, max_length=256, enable_analyzer=True)
+    s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=4)
+    s.add_function(
+        Function(
+            name="body_bm25",
+            function_type=FunctionType.BM25,
+            input_field_names=["body"],
+            output_field_names=["sparse"],
+        )
+    )
+    ip = client.prepare_index_params()
+    ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", index_name="sparse_bm25")
+    ip.add_index("vec", index_type="FLAT", metric_type="L2", index_name="vec_flat")
+    client.create_collection(name, schema=s, index_params=ip, consistency_level="Strong")
+    words = ["milvus", "backup", "airflow", "restore", "vector", "search"]
+    client.insert(
+        name,
+        [
+            {
+                "id": i,
+                "body": f"{words[i % 6]} {words[(i * 5) % 6]} doc{i}",
+                "vec": [float(i), 1.0, 0.0, -1.0],
+            }
+            for i in range(60)
+        ],
+    )
+
+
+def _keyed_collection(client: MilvusClient, name: str, rows: int, dim: int = 4) -> None:
+    """A VARCHAR primary key (quotes included) and an INT64 partition key, keys inserted out of order."""
+    s = MilvusClient.create_schema(auto_id=False)
+    s.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=32)
+    s.add_field("tenant", DataType.INT64, is_partition_key=True)
+    s.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
+    ip = client.prepare_index_params()
+    ip.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection(name, schema=s, index_params=ip, num_partitions=4, consistency_level="Strong")
+    order = np.random.default_rng(7).permutation(rows)
+    data = [{"pk": f"k'{i}\"", "tenant": int(i) % 3, "vec": [float(i)] * dim} for i in order]
+    for start in range(0, rows, 5000):
+        client.insert(name, data[start : start + 5000])
+
+
+def _all(client: MilvusClient, name: str, fields: list[str]) -> list[dict[str, Any]]:
+    """Every row of a small collection without a filter (2.5.1 refuses filters on a partition-key one)."""
+    return [dict(r) for r in client.query(name, filter="", output_fields=fields, limit=QUERY_WINDOW)]
+
+
+def test_bm25_and_partition_key_collections_back_up_and_restore(round25: Round) -> None:
+    client, params = round25.client, round25.params
+    _bm25_collection(client, "bm25")
+    _keyed_collection(client, "keyed25", 700)
+    backup = f"fk_{uuid.uuid4().hex[:6]}"
+    engine = BackupEngine(round25.storage)
+    summary = engine.create(params, backup, ["bm25", "keyed25"])
+    assert summary["rows"] == 760
+    manifest = {c["name"]: c for c in engine.get(backup)["collections"]}
+    # the server lists no function; the backup recovers it from the output field and its BM25 index
+    assert [
+        (f["type"], f["input_field_names"], f["output_field_names"]) for f in manifest["bm25"]["functions"]
+    ] == [("BM25", ["body"], ["sparse"])]
+    assert "sparse" not in {c for c in _parquet_columns(round25.storage, backup, manifest["bm25"])}
+    keyed_meta = manifest["keyed25"]
+    got = canon_rows(read_backup_rows(round25.storage, backup, keyed_meta), keyed_meta["fields"], "pk")
+    assert got == canon_rows(_all(client, "keyed25", ["pk", "tenant", "vec"]), keyed_meta["fields"], "pk")
+    assert len(got) == 700
+
+    report = RestoreEngine(round25.storage).restore(params, backup, collection_suffix="_r")
+    assert report["state"] == "success", report
+    desc = client.describe_collection("bm25_r")
+    assert [f["name"] for f in desc["fields"] if f.get("is_function_output")] == ["sparse"]
+    bm25_meta = manifest["bm25"]
+    src = canon_rows(source_rows(client, "bm25", bm25_meta["fields"], False), bm25_meta["fields"], "id")
+    dst = canon_rows(source_rows(client, "bm25_r", bm25_meta["fields"], False), bm25_meta["fields"], "id")
+    assert dst == src
+    # full-text search on the restored collection: the sparse values were regenerated by its BM25 function
+    hits = {
+        n: {h["id"] for h in client.search(n, ["airflow doc2"], anns_field="sparse", limit=10)[0]}
+        for n in ("bm25", "bm25_r")
+    }
+    assert hits["bm25_r"] == hits["bm25"]
+    assert 2 in hits["bm25_r"]
+    assert sorted(client.list_indexes("bm25_r")) == ["sparse_bm25", "vec_flat"]
+    keyed = _all(client, "keyed25_r", ["pk", "tenant", "vec"])
+    assert canon_rows(keyed, keyed_meta["fields"], "pk") == got
+    assert [
+        f["name"] for f in client.describe_collection("keyed25_r")["fields"] if f.get("is_partition_key")
+    ] == ["tenant"]
+    verified = verify_restore(params, round25.storage, backup, report, sample_searches=3)
+    assert verified["ok"], verified["errors"]
+    assert all(c["data_equal"] for c in verified["collections"])
+    # the scan that compares the partition-key collection sees a row the backup lacks (2.5.1 fails upserts)
+    client.insert("keyed25_r", [{"pk": "extra", "tenant": 1, "vec": [9.5] * 4}])
+    verified = verify_restore(params, round25.storage, backup, {"default.keyed25": "default.keyed25_r"})
+    [res] = verified["collections"]
+    assert not verified["ok"]
+    assert (res["data_equal"], res["rows_found"]) == (False, 701)
+    # the pages, read by offset once the key filter is refused, are every row once and in key order
+    pages = list(pk_pages(client, "keyed25", pk="pk", dtype="VARCHAR", output_fields=["pk"], batch=100))
+    keys = [r["pk"] for page in pages for r in page]
+    assert len(pages) == 7
+    assert keys == sorted(keys) == sorted(got)
+    for name in ("bm25", "bm25_r", "keyed25", "keyed25_r"):
+        client.drop_collection(name)
+
+
+def _parquet_columns(storage: LocalStorage, backup: str, meta: dict[str, Any]) -> set[str]:
+    return set().union(*(r.keys() for r in read_backup_rows(storage, backup, meta)))
+
+
+def test_a_partition_key_collection_beyond_the_query_window_is_refused_with_the_fix(round25: Round) -> None:
+    client = round25.client
+    _keyed_collection(client, "keyed_big", QUERY_WINDOW + 1, dim=2)
+    with pytest.raises(UnsupportedError) as e:
+        BackupEngine(round25.storage).create(round25.params, f"big_{uuid.uuid4().hex[:6]}", ["keyed_big"])
+    msg = str(e.value)
+    assert "Cannot read 'keyed_big': the server rejects every filter on it (Invalid expr" in msg
+    assert f"only its first {QUERY_WINDOW} of {QUERY_WINDOW + 1} rows" in msg
+    assert "Back the collection up from a Milvus standalone or cluster" in msg
+    client.drop_collection("keyed_big")
+
+
+def test_the_hooks_connection_test_succeeds_and_says_the_version_was_assumed(
+    milvus25: Lite25Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from airflow_milvus_backup.hooks.milvus_backup import MilvusBackupHook
+
+    conn = {"conn_type": "milvus", "host": "127.0.0.1", "port": milvus25.port, "extra": {"timeout": 10}}
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_25", json.dumps(conn))
+    ok, message = MilvusBackupHook(milvus_conn_id="milvus_25").test_connection()
+    assert ok, message
+    assert message.startswith(
+        "Connected to Milvus (version not reported: GetVersion is unimplemented; assumed 2.5.0) at "
+        f"http://127.0.0.1:{milvus25.port}: "
+    )
+    assert message.endswith("collection(s) in database 'default'.")
+
+
+# -- the decisions, without a server -------------------------------------------------------------------------
+def test_offset_plan_reads_up_to_the_window_and_refuses_beyond_it() -> None:
+    assert offset_plan("c", None, 10, 10, "Invalid expr") == 10
+    with pytest.raises(UnsupportedError, match=r"partition 'p' of 'c'.*first 10 of 11 rows"):
+        offset_plan("c", "p", 11, 10, "Invalid expr")
+
+
+def _field(name: str, dtype: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": dtype, "params": extra.pop("params", {}), **extra}
+
+
+def test_complete_functions_marks_outputs_and_recovers_an_undescribed_bm25() -> None:
+    fn = {"name": "f", "type": "BM25", "input_field_names": ["t"], "output_field_names": ["s"], "params": {}}
+    fields = [_field("t", "VARCHAR", params={"enable_analyzer": "true"}), _field("s", "SPARSE_FLOAT_VECTOR")]
+    assert complete_functions("c", fields, [fn], [], "a") == [fn]
+    assert fields[1]["is_function_output"] is True  # marked from the function's outputs
+    fields = [
+        _field("t", "VARCHAR", params={"enable_analyzer": "true"}),
+        _field("u", "VARCHAR"),
+        _field("s", "SPARSE_FLOAT_VECTOR", is_function_output=True),
+    ]
+    bm25 = [{"field_name": "s", "metric_type": "BM25"}]
+    [got] = complete_functions("c", fields, [], bm25, "a")
+    assert (got["type"], got["input_field_names"], got["output_field_names"]) == ("BM25", ["t"], ["s"])
+    fields.append(_field("t2", "VARCHAR", params={"enable_analyzer": True}))  # two candidates: ambiguous
+    with pytest.raises(UnsupportedError, match=r"fields \['s'\] of 'c' as function outputs"):
+        complete_functions("c", fields, [], bm25, "a")

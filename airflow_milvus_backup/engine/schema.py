@@ -114,7 +114,6 @@ def capture_collection(client: MilvusClient, name: str, db_name: str, address: s
         }
         for fn in d.get("functions") or []
     ]
-    has_pk_key = any(f.get("is_partition_key") for f in fields)
     indexes = []
     for idx_name in client.list_indexes(name):
         info = dict(client.describe_index(name, idx_name) or {})
@@ -142,6 +141,8 @@ def capture_collection(client: MilvusClient, name: str, db_name: str, address: s
             }
         )
     where = address or "the source"
+    functions = complete_functions(name, fields, functions, indexes, where)
+    has_pk_key = any(f.get("is_partition_key") for f in fields)
     try:
         aliases = sorted(server_api.list_aliases(client, where, name))
     except Exception as e:  # noqa: BLE001 - some servers do not list aliases per collection
@@ -169,6 +170,70 @@ def capture_collection(client: MilvusClient, name: str, db_name: str, address: s
         "collection_id": d.get("collection_id"),
         "created_timestamp": d.get("created_timestamp"),
     }
+
+
+def complete_functions(
+    collection: str,
+    fields: list[dict[str, Any]],
+    functions: list[dict[str, Any]],
+    indexes: list[dict[str, Any]],
+    address: str,
+) -> list[dict[str, Any]]:
+    """Make the captured fields and functions agree; return the functions (a missing BM25 one recovered).
+
+    Every output of a described function is marked ``is_function_output`` (its values are regenerated, never
+    backed up or inserted). A field marked as an output that no function names is a server that does not
+    describe its functions (Milvus Lite 2.5.1 reports ``functions: []``): it is recovered as a BM25 function
+    when that is the only reading (the field's index has metric BM25 and exactly one analyzer-enabled
+    VARCHAR field is no function's input yet), logged; otherwise the backup is refused with the fix.
+
+    :param collection: the collection's name (for the log line and the message).
+    :param fields: its captured fields (:func:`capture_field`), marked in place.
+    :param functions: its captured functions.
+    :param indexes: its captured indexes.
+    :param address: the server's address (for the log line and the message).
+    """
+    outputs = {o for fn in functions for o in fn["output_field_names"]}
+    for f in fields:
+        if f["name"] in outputs:
+            f["is_function_output"] = True
+    lost = [f["name"] for f in fields if f.get("is_function_output") and f["name"] not in outputs]
+    if not lost:
+        return functions
+    inputs = {i for fn in functions for i in fn["input_field_names"]}
+    texts = [
+        f["name"]
+        for f in fields
+        if f["type"] == "VARCHAR"
+        and str((f.get("params") or {}).get("enable_analyzer", "")).lower() == "true"
+        and f["name"] not in inputs
+    ]
+    bm25 = {i["field_name"] for i in indexes if str(i.get("metric_type") or "").upper() == "BM25"}
+    if len(lost) == 1 and len(texts) == 1 and lost[0] in bm25:
+        fn = {
+            "name": f"{texts[0]}_bm25",
+            "type": "BM25",
+            "description": "",
+            "input_field_names": texts,
+            "output_field_names": lost,
+            "params": {},
+        }
+        log.warning(
+            "Milvus at %s describes field %s of %s as a function output but no function: taking it for "
+            "the BM25 function of %s (its index's metric is BM25), recorded as %r",
+            address,
+            lost[0],
+            collection,
+            texts[0],
+            fn["name"],
+        )
+        return [*functions, fn]
+    raise UnsupportedError(
+        f"Milvus at {address} describes fields {lost} of {collection!r} as function outputs but does not "
+        f"describe the functions (it lists {[fn['name'] for fn in functions]}), so a restore could not "
+        "regenerate them. Back the collection up from a Milvus server that describes its functions "
+        "(Milvus 2.5 standalone or later)."
+    )
 
 
 def exported_fields(meta: CollectionEntry | Mapping[str, Any]) -> list[dict[str, Any]]:

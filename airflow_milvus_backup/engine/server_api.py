@@ -12,7 +12,7 @@ partitions     every collection has only the ``_default`` partition
 aliases        no collection has an alias (a restore skips aliases with a warning)
 databases      there is only the ``default`` database
 properties     collection properties cannot be altered (``allow_insert_auto_id`` cannot be set)
-version        the server is Milvus :data:`UNREPORTED_VERSION` (2.5.0; see :func:`assumed_version`)
+version        the server is Milvus :data:`UNREPORTED_VERSION` (2.5.0; see :func:`version_label`)
 =============  ===================================================================================
 
 The readers here (:func:`list_partitions`, :func:`list_aliases`, :func:`list_databases`) ask the server every
@@ -101,6 +101,17 @@ def note_lacking(address: str, api: str) -> None:
     )
 
 
+def version_label(reported: str) -> str:
+    """Return the server's version for a message: as reported, or what is assumed when it is not.
+
+    :param reported: :func:`~.client.server_version`'s answer (``""`` when GetVersion is unimplemented).
+    """
+    if reported:
+        return reported
+    assumed = ".".join(map(str, UNREPORTED_VERSION))
+    return f"(version not reported: {RPCS[VERSION]} is unimplemented; assumed {assumed})"
+
+
 def lacking_message(api: str, label: str, address: str, need: str, fix: str) -> str:
     """Return the message of a restore that needs an API the server lacks: the lack, the need and the fix.
 
@@ -176,3 +187,14 @@ def lacking(client: MilvusClient, address: str, apis: Iterable[str]) -> frozense
             note_lacking(address, api)
             out.add(api)
     return frozenset(out)
+
+
+def rejects_filter(exc: BaseException) -> bool:
+    """Return whether ``exc`` is the server refusing a filter expression (``Invalid expr``, code 1100).
+
+    Milvus Lite 2.5.1 answers so to every filter on a partition-key collection (``id > 5``, ``id in [1]``);
+    :func:`~airflow_milvus_backup.engine.paging.pk_pages` then reads by offset.
+
+    :param exc: what pymilvus raised.
+    """
+    return any("Invalid expr" in str(getattr(e, "message", None) or e) for e in causes(exc))

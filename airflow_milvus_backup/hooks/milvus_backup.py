@@ -191,7 +191,7 @@ class MilvusBackupHook(BaseHook):
         """
         from pymilvus.exceptions import MilvusException
 
-        from airflow_milvus_backup.engine import lite
+        from airflow_milvus_backup.engine import lite, server_api
         from airflow_milvus_backup.engine.client import connect, server_version
         from airflow_milvus_backup.engine.errors import MilvusBackupError
 
@@ -201,7 +201,7 @@ class MilvusBackupHook(BaseHook):
             with lite.released_after(params.uri) if params.is_lite else nullcontext():
                 client = connect(params)
                 try:
-                    version = server_version(client, params.address) or "(version not reported)"
+                    version = server_api.version_label(server_version(client, params.address))
                     names = client.list_collections()
                 finally:
                     client.close()

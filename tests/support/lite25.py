@@ -6,7 +6,9 @@ in a second virtualenv, ``.venv-milvus25`` (built by ``scripts/_venv_milvus25.sh
 calls ``milvus_lite.server.Server(db, address)``'s ``init()`` and ``start()`` and waits for the ``milvus``
 binary it spawned (same process group, so SIGTERM / SIGKILL of the group stops both).
 
-What it lacks (probed, see the README's support matrix): ``GetVersion`` (UNIMPLEMENTED), nullable fields.
+What it lacks (probed, see the README's support matrix): ``GetVersion`` and the partition, alias, database
+and AlterCollection RPCs (UNIMPLEMENTED), nullable fields, INT8 vectors, functions in its describe, and any
+filter on a partition-key collection ("Invalid expr").
 """
 
 from __future__ import annotations

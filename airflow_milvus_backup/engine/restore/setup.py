@@ -185,7 +185,17 @@ def create_collection(ctx: Context, c: MilvusClient, plan: Plan, t: Target) -> N
     if n:
         kwargs["num_partitions"] = n
     ctx.log.info("Creating collection %s (from %s)", t.target, t.source)
-    c.create_collection(t.name, **kwargs)
+    try:
+        c.create_collection(t.name, **kwargs)
+    except Exception as e:
+        # the server refusing the schema (milvus-lite 2.5.1: "doesn't support nullable") is not retryable
+        if not milvus_exception(e) or is_connection_failure(e) or "invalid parameter" not in str(e):
+            raise
+        why = str(getattr(e, "message", None) or e)
+        raise UnsupportedError(
+            f"{plan.server.label} at {plan.address} refused to create {t.target} with the schema of "
+            f"{t.source}: {why}. Restore it to a Milvus that supports its fields."
+        ) from e
 
 
 def wanted_indexes(ctx: Context, plan: Plan, t: Target) -> list[dict[str, Any]]:
