@@ -23,7 +23,7 @@ from airflow_milvus_backup.engine.backup import BackupEngine
 from airflow_milvus_backup.engine.catalog import Catalog
 from airflow_milvus_backup.engine.client import MilvusParams
 from airflow_milvus_backup.engine.errors import IntegrityError
-from airflow_milvus_backup.engine.physical import layout, mbread, mbwrite, sidecar
+from airflow_milvus_backup.engine.physical import layout, mbread, mbwrite
 from airflow_milvus_backup.engine.physical.milvus_storage import open_milvus_bucket
 from airflow_milvus_backup.engine.storage_s3 import S3Storage
 from airflow_milvus_backup.engine.verify import verify_backup
@@ -87,6 +87,8 @@ def _make_collection(client: MilvusClient, coll: str) -> None:
         vecs = rng.random((len(ids), DIM), dtype=np.float32).tolist()
         rows = [{"id": i, "vec": v, "tag": part, "extra": i % 5} for i, v in zip(ids, vecs, strict=True)]
         client.insert(coll, rows, partition_name=part)
+        if part == "_default":
+            client.flush(coll)  # deletes of a segment flushed before (delta logs written after a flush)
     client.delete(coll, ids=DELETED)
     ip = client.prepare_index_params()
     ip.add_index("vec", index_type="FLAT", metric_type="L2")
@@ -133,7 +135,10 @@ def test_each_version_is_listed_and_verified_with_real_binlogs(real: Any) -> Non
         b.source: hashlib.sha256(storage.get_bytes(b.key)).hexdigest()
         for b in layout.backup_binlogs("src", src_info)
     }
-    assert any(fb.binlogs for s in src_info.segments() for fb in s.deltalogs)  # the deletes are in it
+    # the deletes are in it: delta logs in each partition's segment, the one flushed before them too
+    deltas = {s.segment_id: sum(len(fb.binlogs) for fb in s.deltalogs) for s in src_info.segments()}
+    assert len(deltas) == 2
+    assert all(deltas.values()), deltas
     assert {p.partition_name for c in src_info.collection_backups for p in c.partition_backups} == set(ROWS)
     for version, name in NAMES.items():
         e = entries[name]
