@@ -37,7 +37,6 @@ from airflow_milvus_backup.engine.errors import (
     BackupExistsError,
     BackupInProgressError,
     NotABackupError,
-    UnsupportedError,
 )
 from airflow_milvus_backup.engine.export import (
     ExportSettings,
@@ -143,7 +142,7 @@ class BackupEngine:
         :param physical: tuning of a physical backup.
         :param rbac: also back up users (with their roles), roles and grants, as Milvus Backup's ``--rbac``
             (:mod:`~.rbac`; never passwords). Milvus Lite has no RBAC: an :class:`UnsupportedError` before
-            anything is written.
+            anything is written. A physical backup stores them as Milvus Backup does (``rbac_meta``).
         """
         from airflow_milvus_backup.engine.physical import backup as physical_backup
 
@@ -163,11 +162,6 @@ class BackupEngine:
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
             mode = physical_backup.resolve_mode(mode, milvus, milvus_storage, self.log)
-            if rbac and mode == "physical":
-                raise UnsupportedError(
-                    f"Backup {name!r}: rbac=True is not yet carried by a physical backup; "
-                    "use mode='logical' for a backup with RBAC"
-                )
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies
@@ -179,7 +173,9 @@ class BackupEngine:
                         self.storage, milvus_storage, physical, logger=self.log
                     )
                     with milvus_errors(milvus, f"Backup {name!r}"):
-                        summary = run.summary(client, name, lock.id, selection, server_version, started)
+                        summary = run.summary(
+                            client, name, lock.id, selection, server_version, started, rbac=rbac_doc
+                        )
                 else:
                     summary = self._create_locked(
                         client, milvus, name, lock.id, selection, server_version, started, rbac_doc

@@ -17,7 +17,9 @@ one collection after the other:
    segment still there (at most ``max_rounds`` times);
 6. when every collection is copied: check every binlog's copy by a listing (present, same size), then write
    Milvus Backup's meta files and our sidecar (SHA-256 / the S3 checksum, ETag and size of every object;
-   the producer), ``backup_meta.json`` last (:func:`.mbwrite.write_meta`).
+   the producer), ``backup_meta.json`` last (:func:`.mbwrite.write_meta`). With ``rbac=True``, users, roles
+   and grants go into ``BackupInfo.rbac_meta`` (``backup_meta.json`` and ``full_meta.json``), as Milvus
+   Backup stores them (:func:`.mbrbac.rbac_meta_from_snapshot`).
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ from airflow_milvus_backup.engine.physical import segments as sg
 from airflow_milvus_backup.engine.physical.copier import CopyItem, CopyOptions, CopyResult, copy_objects
 from airflow_milvus_backup.engine.physical.describe import describe, with_dynamic_field
 from airflow_milvus_backup.engine.physical.digests import sidecar_objects
+from airflow_milvus_backup.engine.physical.mbrbac import rbac_counts_of, rbac_meta_from_snapshot
 from airflow_milvus_backup.engine.physical.sidecar import Sidecar
 from airflow_milvus_backup.engine.progress import human_bytes
+from airflow_milvus_backup.engine.rbac import RbacSnapshot
 from airflow_milvus_backup.engine.schema import capture_collection
 
 if TYPE_CHECKING:
@@ -127,9 +131,15 @@ class PhysicalBackup:
         backup_id: str,
         selection: Sequence[tuple[str, str]],
         server_version: str,
+        rbac: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Back up ``selection`` (``(db, collection)`` pairs) as backup ``name``; return its figures."""
+        """Back up ``selection`` (``(db, collection)`` pairs) as backup ``name``; return its figures.
+
+        :param rbac: the RBAC captured for ``rbac=True`` (our manifest's ``rbac`` shape), stored as
+            ``rbac_meta``; ``None``: none.
+        """
         started_at = now_iso()
+        rbac_meta = rbac_meta_from_snapshot(RbacSnapshot.from_manifest(rbac)) if rbac is not None else None
         started = time.monotonic()
         done: list[_Collection] = []
         for db, coll in selection:
@@ -146,6 +156,7 @@ class PhysicalBackup:
                 collection_backups=colls,
                 milvus_version=server_version,
                 database_backups=tuple(mb.DatabaseBackupInfo(db_name=d) for d in dbs),
+                rbac_meta=rbac_meta,
             )
         )
         files = mbwrite.meta_files(info)
@@ -182,6 +193,7 @@ class PhysicalBackup:
             "segments": sum(len(c.copied) for c in done),
             "redone_segments": sorted(i for c in done for i in c.redone),
             "copy_methods": _methods(results),
+            **({"rbac": rbac_counts_of(rbac_meta)} if rbac_meta is not None else {}),
         }
 
     def summary(
@@ -192,9 +204,10 @@ class PhysicalBackup:
         selection: Sequence[tuple[str, str]],
         server_version: str,
         started: float,
+        rbac: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Run the backup; return :meth:`~..backup.BackupEngine.create`'s summary (``started``: monotonic)."""
-        figures = self.run(client, name, backup_id, selection, server_version)
+        figures = self.run(client, name, backup_id, selection, server_version, rbac)
         return {
             "backup_name": name,
             "backup_id": backup_id,

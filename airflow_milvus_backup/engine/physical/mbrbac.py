@@ -1,6 +1,8 @@
 """Milvus Backup's RBAC structs (``backup.proto`` ``RBACMeta``): users, roles, grants, privilege groups.
 
-Part of :mod:`.mbmodel` (import them from there).
+The structs are part of :mod:`.mbmodel` (import them from there). :func:`rbac_meta_from_snapshot` and
+:func:`snapshot_from_rbac_meta` convert between them and this package's :class:`~..rbac.RbacSnapshot`
+(what ``rbac=True`` captures and restores).
 """
 
 from __future__ import annotations
@@ -9,6 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from airflow_milvus_backup.engine.physical.gojson import STR, F, GoStruct, ListOf
+from airflow_milvus_backup.engine.rbac import (
+    BUILTIN_ROLES,
+    BUILTIN_USERS,
+    Grant,
+    PrivilegeGroup,
+    RbacSnapshot,
+    RbacUser,
+)
 
 
 def _tuple() -> Any:
@@ -111,3 +121,92 @@ class RBACMeta(GoStruct):
         F("grants", "grants", ListOf(GrantEntity)),
         F("privilege_groups", "privilege_groups", ListOf(PrivilegeGroupInfo)),
     )
+
+
+# ------------------------------------------------------------------------- our RbacSnapshot <-> RBACMeta
+def rbac_meta_from_snapshot(snapshot: RbacSnapshot, *, builtins: bool = False) -> RBACMeta:
+    """Return Milvus Backup's ``RBACMeta`` of a snapshot (what a physical backup's ``rbac_meta`` holds).
+
+    As Milvus' ``BackupRBAC`` (which Milvus Backup stores as it is) leaves them out, the built-in user
+    ``root``, the built-in roles ``admin`` and ``public`` and the grants of those roles are left out unless
+    ``builtins``. A user's roles are kept as they are. A password hash is written only when the snapshot has
+    one (read from a Milvus Backup backup); the public API never gives one.
+
+    :param snapshot: users, roles, grants and privilege groups (:func:`~..rbac_server.capture_rbac`).
+    :param builtins: keep the built-in user and roles and the grants of the built-in roles.
+    """
+    users = [u for u in snapshot.users if builtins or u.name not in BUILTIN_USERS]
+    roles = [r for r in snapshot.roles if builtins or r not in BUILTIN_ROLES]
+    kept = set(roles)
+    grants = [g for g in snapshot.grants if builtins or g.role in kept]
+    return RBACMeta(
+        users=tuple(
+            UserInfo(user=u.name, password=u.password_hash, roles=tuple(RoleEntity(name=r) for r in u.roles))
+            for u in users
+        ),
+        roles=tuple(RoleEntity(name=r) for r in roles),
+        grants=tuple(
+            GrantEntity(
+                role=RoleEntity(name=g.role),
+                object=ObjectEntity(name=g.object_type),
+                object_name=g.object_name,
+                grantor=GrantorEntity(
+                    user=UserEntity(name=g.grantor), privilege=PrivilegeEntity(name=g.privilege)
+                ),
+                db_name=g.db_name,
+            )
+            for g in grants
+        ),
+        privilege_groups=tuple(
+            PrivilegeGroupInfo(
+                group_name=p.name, privileges=tuple(PrivilegeEntity(name=n) for n in p.privileges)
+            )
+            for p in snapshot.privilege_groups
+        ),
+    )
+
+
+def snapshot_from_rbac_meta(meta: RBACMeta | None) -> RbacSnapshot:
+    """Return the :class:`~..rbac.RbacSnapshot` of a backup's ``rbac_meta`` (``None``: an empty one).
+
+    What a restore with ``rbac=True`` of a physical or Milvus Backup backup restores
+    (:func:`~..rbac_server.restore_rbac`). Go's nil pointers read as empty names; a user's password hash is
+    kept on :attr:`~..rbac.RbacUser.password_hash` (never used by a restore of this package).
+    """
+    if meta is None:
+        return RbacSnapshot()
+
+    def name(entity: _Named | None) -> str:
+        return entity.name if entity is not None else ""
+
+    grants = []
+    for g in meta.grants:
+        grantor = g.grantor or GrantorEntity()
+        grants.append(
+            Grant(
+                role=name(g.role),
+                object_type=name(g.object),
+                object_name=g.object_name,
+                privilege=name(grantor.privilege),
+                db_name=g.db_name,
+                grantor=name(grantor.user),
+            )
+        )
+    return RbacSnapshot(
+        users=tuple(RbacUser(u.user, tuple(r.name for r in u.roles), u.password) for u in meta.users),
+        roles=tuple(r.name for r in meta.roles),
+        grants=tuple(grants),
+        privilege_groups=tuple(
+            PrivilegeGroup(p.group_name, tuple(n.name for n in p.privileges)) for p in meta.privilege_groups
+        ),
+    )
+
+
+def rbac_counts_of(meta: RBACMeta) -> dict[str, int]:
+    """Return the number of users, roles, grants and privilege groups an ``RBACMeta`` holds."""
+    return {
+        "users": len(meta.users),
+        "roles": len(meta.roles),
+        "grants": len(meta.grants),
+        "privilege_groups": len(meta.privilege_groups),
+    }

@@ -149,7 +149,9 @@ def flush(client: MilvusClient, collection: str, *, timeout: float = 600.0, poll
     check_status(resp.status)
     point = flush_point(collection, resp)
     deadline = time.monotonic() + timeout
-    if point.segment_ids:
+    # Wait even when nothing was sealed: deletes of segments flushed earlier reach their delta logs only
+    # when the channels' checkpoints pass the flush ts (2.3.5 writes them seconds after Flush returns).
+    if point.segment_ids or point.flush_ts:
         while not handler.get_flush_state(
             list(point.segment_ids), collection, point.flush_ts, timeout=timeout, context=context
         ):
