@@ -221,3 +221,23 @@ def test_physical_backup_with_rbac_holds_them_as_milvus_backup_would(milvus235_a
     }
     assert dict((u.name, u.roles) for u in snap.users)[n["user"]] == (n["role"], n["role2"])
     assert verify_backup(storage, "phys_rbac")["ok"]
+
+
+def test_get_masks_the_password_hashes_milvus_backup_stored(tmp_path: Any) -> None:
+    from dataclasses import replace
+
+    from airflow_milvus_backup.engine import BackupEngine, LocalStorage
+    from tests.support.mbfixtures import sample_info, write_mb_backup
+
+    storage = LocalStorage(tmp_path / "b", "backup")
+    meta = rbac_meta_from_snapshot(
+        RbacSnapshot(users=(RbacUser("user_1", ("roleA",), "$2a$10$hash"),), roles=("roleA",))
+    )
+    write_mb_backup(storage, "mb_rbac", info=replace(sample_info("mb_rbac"), rbac_meta=meta))
+    got = BackupEngine(storage).get("mb_rbac")
+    assert got["backup_info"]["rbac_meta"]["users"] == [
+        {"user": "user_1", "password": "***", "roles": [{"name": "roleA"}]}
+    ]
+    assert "$2a$10$hash" not in json.dumps(got)
+    with storage.open_read(layout.meta_key("mb_rbac", layout.BACKUP_META)) as f:
+        assert b"$2a$10$hash" in f.read()  # kept in the bucket, as Milvus Backup wrote it

@@ -178,9 +178,18 @@ def describe(storage: Storage, name: str, sniffed: Sniffed) -> dict[str, Any]:
     out = _base(name, sniffed.kind, objs)
     out.update(summary_of(info), state="complete", created_at=created, finished_at=finished)
     out["meta_version"] = meta_version(info, {o.key for o in objs}, name)
-    out["backup_info"] = json.loads(info.to_go_json())
+    out["backup_info"] = _masked(json.loads(info.to_go_json()))
     out["sidecar"] = sidecar.to_json() if sidecar is not None else None
     return out
+
+
+def _masked(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return the meta tree with users' password hashes masked (they stay in the bucket, not in ``get``)."""
+    users = (doc.get("rbac_meta") or {}).get("users") or []
+    for user in users:
+        if isinstance(user, dict) and user.get("password"):
+            user["password"] = "***"
+    return doc
 
 
 def read_backup(storage: Storage, name: str) -> tuple[BackupInfo, Sidecar | None]:
