@@ -9,4 +9,6 @@ source scripts/_venv.sh
 source scripts/_venv_milvus25.sh
 .venv/bin/ruff check airflow_milvus_backup dags tests bench
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -p no:cacheprovider --durations=12 "$@"
+# two workers, a test module each (its module fixtures and order kept): the suite waits on servers
+# (Milvus, S3, Airflow) more than it computes; PYTEST_WORKERS=1 runs it in one process
+.venv/bin/python -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=12 "$@"

@@ -42,7 +42,7 @@ def make_backup(cluster: AirflowCluster, s3: Any, name: str, collections: list[s
 
 
 def finished_runs_consuming(
-    api: AirflowApi, event_ids: set[int], known: set[str], timeout: float = 90
+    api: AirflowApi, event_ids: set[int], known: set[str], timeout: float = 240
 ) -> tuple[list[str], set[int]]:
     """Wait until the new drill runs (not in ``known``) are finished, none is queued for the Asset, and
     (as far as Airflow will) they consumed ``event_ids``; return their run ids (oldest first) and the ids
@@ -67,7 +67,7 @@ def finished_runs_consuming(
     )
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(600)
 def test_the_scheduler_drills_the_backup_the_asset_events_name(
     airflow_cluster: AirflowCluster, s3_server: Any
 ) -> None:
