@@ -7,6 +7,11 @@ the Asset ``milvus-backup://<bucket>/backup``, which schedules ``milvus_restore_
 in the Airflow pool ``milvus_lite`` (``MILVUS_BACKUP_POOL``; create it with one slot: a Milvus Lite file is
 opened by one process at a time).
 
+**Physical backups**: ``MILVUS_BACKUP_MODE=physical`` (or ``auto``) copies Milvus' flushed segment files
+server-side instead of reading every row (Milvus standalone or cluster whose data is in S3; the ``milvus``
+connection's extra names Milvus' bucket: ``milvus_bucket``, ``milvus_root_path``, ``milvus_storage_conn_id``).
+``milvus_restore_drill`` drills such a backup as it drills any other.
+
 **Pausing**: the DAG starts paused (Airflow's default, kept so nothing backs up before the connections are
 set). Triggering it with "Unpause on trigger" ticked (the dialog's default) also unpauses it, and the
 scheduler then starts the run of the last ``@daily`` interval too: two backups, and two drills, start at once
@@ -30,6 +35,7 @@ from airflow_milvus_backup.operators import (
 
 BUCKET = os.environ.get("MILVUS_BACKUP_BUCKET", "milvus-backups")
 POOL = os.environ.get("MILVUS_BACKUP_POOL", "milvus_lite")
+MODE = os.environ.get("MILVUS_BACKUP_MODE", "logical")
 
 with DAG(
     dag_id="milvus_nightly_backup",
@@ -47,6 +53,7 @@ with DAG(
         db_name="{{ var.value.get('milvus_backup_db', 'default') }}",
         bucket_name=BUCKET,
         verify=True,
+        mode=MODE,
         outlets=[backup_asset(BUCKET, "backup")],
         pool=POOL,
     )
