@@ -27,11 +27,12 @@ def test_the_drill_drills_a_physical_backup(
 
     from airflow_milvus_backup.engine import BackupEngine, S3Storage
 
-    client = MilvusClient(milvus235.uri)
+    root = MilvusClient(milvus235.uri)
+    if DB not in root.list_databases():
+        root.create_database(DB)
+    root.close()
+    client = MilvusClient(milvus235.uri, db_name=DB)
     try:
-        if DB not in client.list_databases():
-            client.create_database(DB)
-        client.using_database(DB)
         for name in client.list_collections():
             client.drop_collection(name)
         hello_milvus(client, rows=1500)
