@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
+from airflow_milvus_backup.engine.restore.options import IMPORT_METHODS
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -54,7 +55,7 @@ def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, sta
     if not plan.opts.restore_load_state or t.action == "existing":
         report["action"] = "unchanged"
     elif source in ("Loaded", "Loading"):
-        if before == "Loaded" and plan.method == "bulk_import" and not plan.opts.meta_only:
+        if before == "Loaded" and plan.method in IMPORT_METHODS and not plan.opts.meta_only:
             c.release_collection(t.name)  # imported segments show only after a reload (Milvus 2.3)
         try:
             c.load_collection(t.name)
