@@ -240,15 +240,16 @@ def test_restore_from_another_s3_server_is_staged_and_cleaned(penv: Any, s3_serv
     bucket = s3_server.create_bucket(f"pr-{uuid.uuid4().hex[:8]}")
     remote = S3Storage(s3_server.client(), bucket, "bk")
     BackupEngine(remote).create(
-        penv["params"], "far", [names["parts"]], mode="physical", milvus_storage=penv["ms"]
+        penv["params"], "far", [names["auto"]], mode="physical", milvus_storage=penv["ms"]
     )
     report = RestoreEngine(remote, milvus_storage=lambda: penv["ms"], poll_interval=0.2).restore(
         penv["params"], "far", collection_suffix="_st"
     )
-    penv["made"].append(f"{names['parts']}_st")
+    penv["made"].append(f"{names['auto']}_st")
     assert report["state"] == "success"
-    assert _rows(client, f"{names['parts']}_st", "id") == _rows(client, names["parts"], "id")
+    assert _rows(client, f"{names['auto']}_st", "id") == _rows(client, names["auto"], "id")
     staged = f"restore-temp-{report['restore_id']}/"
+    assert report["staged_prefix"] == staged.rstrip("/")  # the binlogs went through Milvus' bucket
     assert list(penv["ms"].list(staged)) == []  # the staged copies were deleted
 
 

@@ -33,6 +33,7 @@ def check(ctx: Context, plan: Plan) -> None:
     if plan.method == Method.BINLOG_IMPORT:
         from airflow_milvus_backup.engine.physical import restore as physical
 
+        physical.require_milvus_storage(ctx, plan)
         physical.check_binlogs(ctx, plan, physical.backup_info(ctx.storage, plan.backup))
         return
     check_listing(ctx, plan)
