@@ -63,7 +63,9 @@ def _coll(parts: dict[int, list[Any]], l0: list[Any] = ()) -> mb.CollectionBacku
             enable_dynamic_field=True,
         ),
         partition_backups=tuple(
-            mb.PartitionBackupInfo(partition_id=p, partition_name=f"p{p}", collection_id=1, segment_backups=tuple(s))
+            mb.PartitionBackupInfo(
+                partition_id=p, partition_name=f"p{p}", collection_id=1, segment_backups=tuple(s)
+            )
             for p, s in parts.items()
         ),
         l0_segments=tuple(l0),
@@ -262,7 +264,9 @@ def _first_binlog(storage: S3Storage, name: str) -> str:
 def test_a_damaged_binlog_is_named_and_nothing_is_imported(penv: Any, fault: str) -> None:
     names = penv["names"]
     storage = S3Storage(penv["m"].s3.client(), penv["m"].bucket, f"dmg-{uuid.uuid4().hex[:6]}")
-    BackupEngine(storage).create(penv["params"], "b", [names["auto"]], mode="physical", milvus_storage=penv["ms"])
+    BackupEngine(storage).create(
+        penv["params"], "b", [names["auto"]], mode="physical", milvus_storage=penv["ms"]
+    )
     key = _first_binlog(storage, "b")
     if fault == "missing":
         storage.delete([key])
@@ -276,7 +280,7 @@ def test_a_damaged_binlog_is_named_and_nothing_is_imported(penv: Any, fault: str
 
 @pytest.mark.milvus235
 def test_an_interrupted_restore_adopts_its_jobs(penv: Any) -> None:
-    """Job ids persisted, the process gone: a re-run adopts them (by id, or by files), imports nothing twice."""
+    """Job ids persisted, the process gone: a re-run adopts them (by id, or by files), none twice."""
     client, names = penv["client"], penv["names"]
     engine = RestoreEngine(penv["storage"], milvus_storage=penv["ms"], poll_interval=0.2, detached_ttl=1.0)
     sub = engine.submit(penv["params"], "phys", [names["parts"]], collection_suffix="_k")
