@@ -18,7 +18,7 @@ from pymilvus import MilvusClient
 from airflow_milvus_backup.engine.backup import BackupEngine
 from airflow_milvus_backup.engine.client import MilvusParams
 from airflow_milvus_backup.engine.errors import IntegrityError, InvalidArgumentError
-from airflow_milvus_backup.engine.physical import importer, layout
+from airflow_milvus_backup.engine.physical import importer, kinds, layout
 from airflow_milvus_backup.engine.physical import mbmodel as mb
 from airflow_milvus_backup.engine.physical.milvus_storage import open_milvus_bucket
 from airflow_milvus_backup.engine.physical.restore_meta import as_manifest, field_entry
@@ -237,21 +237,34 @@ def test_physical_restore_needs_milvus_storage(penv: Any) -> None:
 
 
 @pytest.mark.milvus235
-def test_restore_from_another_s3_server_is_staged_and_cleaned(penv: Any, s3_server: Any) -> None:
+def test_milvus_backups_own_backup_from_another_s3_server_staged_deferrable(
+    penv: Any, s3_server: Any
+) -> None:
+    """A backup without our sidecar (Milvus Backup's), on another S3 server: staged into Milvus' bucket, the
+    restore submitted and polled as the deferrable operator's trigger does, the staged copies deleted."""
     client, names = penv["client"], penv["names"]
     bucket = s3_server.create_bucket(f"pr-{uuid.uuid4().hex[:8]}")
     remote = S3Storage(s3_server.client(), bucket, "bk")
     BackupEngine(remote).create(
         penv["params"], "far", [names["auto"]], mode="physical", milvus_storage=penv["ms"]
     )
-    report = RestoreEngine(remote, milvus_storage=lambda: penv["ms"], poll_interval=0.2).restore(
-        penv["params"], "far", collection_suffix="_st"
-    )
+    remote.delete([layout.sidecar_key("far")])
+    assert kinds.sniff_folder(remote, "far").kind == kinds.MILVUS_BACKUP
+    engine = RestoreEngine(remote, milvus_storage=lambda: penv["ms"], poll_interval=0.2)
+    sub = engine.submit(penv["params"], "far", collection_suffix="_st")
     penv["made"].append(f"{names['auto']}_st")
+    rid = sub["restore_id"]
+    assert sub["state"] == "executing"
+    staged = f"restore-temp-{rid}/"
+    assert list(penv["ms"].list(staged))  # the binlogs went through Milvus' bucket
+    deadline = time.monotonic() + 60
+    while (state := engine.import_state(penv["params"], "far", rid)["state"]) == "executing":
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert state == "imported"
+    report = engine.complete(penv["params"], "far", rid)
     assert report["state"] == "success"
     assert _rows(client, f"{names['auto']}_st", "id") == _rows(client, names["auto"], "id")
-    staged = f"restore-temp-{report['restore_id']}/"
-    assert report["staged_prefix"] == staged.rstrip("/")  # the binlogs went through Milvus' bucket
     assert list(penv["ms"].list(staged)) == []  # the staged copies were deleted
 
 
