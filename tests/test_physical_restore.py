@@ -201,6 +201,11 @@ def test_physical_restore_under_a_suffix_restores_every_row(penv: Any) -> None:
     assert report["state"] == "success"
     assert report["method"] == "binlog_import"
     penv["made"].extend(f"{n}_r" for n in names.values())
+    by_target = {c["target"]: c for c in report["collections"]}
+    # the loaded target's partitions were counted against the rows its import jobs reported
+    assert by_target[f"default.{names['auto']}_r"]["partition_rows"] == {
+        "_default": {"imported": 250, "found": 250}
+    }
     parts = f"{names['parts']}_r"
     # load state: 'auto' was loaded, the others not; aliases with the suffix; indexes rebuilt
     assert client.get_load_state(f"{names['auto']}_r")["state"].name == "Loaded"

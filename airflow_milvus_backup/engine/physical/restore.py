@@ -321,14 +321,32 @@ def poll_jobs(
     return all_done
 
 
-def partition_counts(c: MilvusClient, t: Target) -> dict[str, int]:
-    """Return the rows of each partition of a loaded target (``count(*)``, strong consistency)."""
+def verify_partitions(c: MilvusClient, t: Target, status: Status) -> dict[str, dict[str, int]]:
+    """Compare each partition's ``count(*)`` of a loaded target with the rows its import jobs reported.
+
+    Skipped (``{}``) for a collection with L0 units (their deletes span partitions) and in ``meta_only``.
+
+    :raises IntegrityError: a partition holds other than the rows imported into it (named).
+    """
+    files = status.of(t).files
+    expected: dict[str, int] = {}
+    for part, f in t.files():
+        if part.partition is None:  # L0 units: deletes across partitions, no per-partition figure
+            return {}
+        fs = files.get(f.key)
+        expected[part.partition] = expected.get(part.partition, 0) + (fs.inserted if fs is not None else 0)
     out = {}
-    for p in t.meta.partitions or ():
+    for p, want in expected.items():
         res = c.query(
             t.name, filter="", output_fields=["count(*)"], partition_names=[p], consistency_level="Strong"
         )
-        out[p] = int(res[0]["count(*)"]) if res else 0
+        found = int(res[0]["count(*)"]) if res else 0
+        out[p] = {"imported": want, "found": found}
+        if found != want:
+            raise IntegrityError(
+                f"Partition {p!r} of {t.target} holds {found} rows after the binlog import; its import jobs "
+                f"reported {want}. Run the restore again with drop_existing=True."
+            )
     return out
 
 
