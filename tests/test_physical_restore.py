@@ -319,3 +319,17 @@ def test_an_interrupted_restore_adopts_its_jobs(penv: Any) -> None:
     assert len(importer.list_jobs(client, f"{names['parts']}_k")) == 3  # no group imported twice
     assert _rows(client, f"{names['parts']}_k", "id") == _rows(client, names["parts"], "id")
     assert layout.BACKUP_META  # the backup itself untouched
+
+
+def test_physical_method_refuses_what_cannot_read_binlogs() -> None:
+    from airflow_milvus_backup.engine.errors import UnsupportedError
+    from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
+    from airflow_milvus_backup.engine.restore.options import RestoreOptions
+    from airflow_milvus_backup.engine.restore.plan import physical_method
+
+    server = ServerInfo.detect("v2.3.5")
+    assert physical_method(RestoreOptions(), server, "a")[0] == "binlog_import"
+    with pytest.raises(UnsupportedError, match="method='insert' cannot restore a physical backup"):
+        physical_method(RestoreOptions(method="insert"), server, "a")
+    with pytest.raises(UnsupportedError, match="a.db is Milvus Lite"):
+        physical_method(RestoreOptions(), ServerInfo.detect("v2.4.0", True), "a.db")
