@@ -484,7 +484,8 @@ def test_restore_rejects_a_bad_method_before_touching_anything() -> None:
     op = MilvusRestoreOperator(task_id="restore", backup_name="nightly_2", method="copy")
     op.hook = _SubmittingHook()  # type: ignore[assignment]
     with pytest.raises(
-        MilvusBackupInvalidArgument, match="method must be one of auto, insert, bulk_import, binlog_import, got 'copy'"
+        MilvusBackupInvalidArgument,
+        match="method must be one of auto, insert, bulk_import, binlog_import, got 'copy'",
     ):
         op.execute(context={})  # type: ignore[arg-type]
 

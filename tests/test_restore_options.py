@@ -24,7 +24,10 @@ from airflow_milvus_backup.engine.restore.options import (
         ({"nope": 1}, "Unknown restore option(s) ['nope']; known options: ["),
         ({"drop_existing": "yes"}, "Restore option drop_existing must be True or False, got 'yes'"),
         ({"restore_index": 1}, "Restore option restore_index must be True or False, got 1"),
-        ({"method": "fast"}, "Invalid restore method 'fast': use one of ['auto', 'insert', 'bulk_import', 'binlog_import']"),
+        (
+            {"method": "fast"},
+            "Invalid restore method 'fast': use one of ['auto', 'insert', 'bulk_import', 'binlog_import']",
+        ),
         ({"drop_existing": True, "skip_create": True}, "drop_existing=True and skip_create=True contradict"),
         ({"meta_only": True, "skip_create": True}, "meta_only=True with skip_create=True would do nothing"),
         ({"use_auto_index": True, "restore_index": False}, "use_auto_index=True needs restore_index=True"),
