@@ -216,12 +216,28 @@ def stage(ctx: Context, plan: Plan, status: Status, info: BackupInfo) -> None:
         report.raise_for_vanished()
 
 
-def cleanup(ctx: Context, status: Status) -> None:
-    """Delete a restore's staged copies from Milvus' bucket (a no-op when nothing was staged)."""
+def cleanup(ctx: Context, status: Status, *, failed: bool = False) -> None:
+    """Delete a restore's staged copies from Milvus' bucket (a no-op when nothing was staged).
+
+    :param failed: the restore failed: the copies are kept while a job may still read them (a re-run that
+        finishes deletes them).
+    """
     staged = status.doc.extra.get(STAGED)
     ms = milvus_storage_of(ctx) if staged else None
     if not staged or ms is None:
         return
+    if failed:
+        running = [
+            k for c in status.doc.collections for k, f in c.files.items() if f.state == FileState.IMPORTING
+        ]
+        if running:
+            ctx.log.warning(
+                "Keeping the staged copies under %s: import jobs may still read them (%s); a re-run of the "
+                "restore deletes them when it is done",
+                ms.full_key(staged),
+                ", ".join(running[:3]),
+            )
+            return
     try:
         keys = [o.key for o in ms.list(f"{staged}/")]
         if keys:
@@ -268,7 +284,7 @@ def submit_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status) 
                     t.name,
                     files,
                     importer.import_options(unit, end_ts(plan.manifest, t.meta)),
-                    partition=part.partition or "" if not unit.l0 else "",
+                    partition="" if unit.l0 else (part.partition or ""),
                 )
                 status.job_submitted(t, f.key, job)
                 n += 1

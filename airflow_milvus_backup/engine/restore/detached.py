@@ -163,7 +163,9 @@ def _reopened(
                 raise
             except BaseException as e:
                 status.fail(e)
-                physical.cleanup(ctx, status)  # staged binlogs of a failed physical restore (else a no-op)
+                physical.cleanup(
+                    ctx, status, failed=True
+                )  # staged binlogs of a failed physical restore (else a no-op)
                 if not isinstance(e, MilvusBackupError):
                     raise
     finally:

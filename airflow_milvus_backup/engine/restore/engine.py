@@ -233,7 +233,7 @@ class RestoreEngine:
                         empty = [t for t in empty if not status.of(t).rows_restored]
                         setup.rollback(self.ctx, client, milvus, setup.UndoLog(collections=empty), status)
                     if plan.method == Method.BINLOG_IMPORT:
-                        physical.cleanup(self.ctx, status)
+                        physical.cleanup(self.ctx, status, failed=True)
                     if status.untouched:
                         status.discard()  # the failed setup was undone: no state is left behind
                     else:
