@@ -273,6 +273,22 @@ def test_milvus_backups_own_backup_from_another_s3_server_staged_deferrable(
     assert list(penv["ms"].list(staged)) == []  # the staged copies were deleted
 
 
+@pytest.mark.milvus235
+def test_meta_only_physical_restore_needs_no_milvus_bucket(penv: Any) -> None:
+    client, names = penv["client"], penv["names"]
+    report = RestoreEngine(penv["storage"]).restore(
+        penv["params"], "phys", [names["parts"]], meta_only=True, collection_suffix="_m"
+    )
+    target = f"{names['parts']}_m"
+    penv["made"].append(target)
+    assert report["state"] == "success"
+    assert set(client.list_partitions(target)) == {"_default", "p1", "p2"}
+    assert client.describe_collection(target)["enable_dynamic_field"]
+    assert client.describe_index(target, client.list_indexes(target)[0])["index_type"] == "FLAT"
+    assert client.describe_alias(f"{names['parts']}_alias_m")["collection_name"] == target
+    assert _rows(client, target, "id") == []
+
+
 def _first_binlog(storage: S3Storage, name: str) -> str:
     return sorted(o.key for o in storage.list(f"{name}/binlogs/insert_log/"))[0]
 
