@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import manifest as mf
@@ -155,10 +156,7 @@ def collection_entry(name: str, coll: CollectionBackupInfo) -> mf.CollectionEntr
         "snapshot_ts": coll.backup_timestamp or None,
         "data": [],
     }
-    entry = mf.CollectionEntry.build(doc)
-    from dataclasses import replace
-
-    return replace(entry, data=tuple(parts))
+    return replace(mf.CollectionEntry.build(doc), data=tuple(parts))
 
 
 def _function(fn: Any) -> dict[str, Any]:
@@ -183,10 +181,10 @@ def _files(units: list[importer.ImportUnit]) -> tuple[mf.DataFile, ...]:
 def as_manifest(name: str, info: BackupInfo, sidecar: Sidecar | None, kind: str) -> mf.Manifest:
     """Return a physical backup as our manifest model (for planning and setting up its restore). Pure.
 
-    :param kind: ``physical`` (ours) or ``milvus-backup``; recorded in ``source["kind"]`` with
-        ``"physical": True``.
+    :param kind: ``physical`` (ours) or ``milvus-backup``; recorded as ``source["backup_kind"]`` (and
+        ``source["kind"]`` is :data:`PHYSICAL_SOURCE`).
     """
-    databases = {d.db_name: kv_dict(d.properties) for d in info.database_backups}
+    databases = {d.db_name or "default": kv_dict(d.properties) for d in info.database_backups}
     collections = tuple(collection_entry(name, c) for c in info.collection_backups)
     return mf.Manifest(
         name=name,
