@@ -191,6 +191,22 @@ def test_backup_yaml_gives_milvus_bucket_root_and_s3(tmp_path: Path) -> None:
     assert s3.conn_config.aws_access_key_id == "milvusaccess"
 
 
+def test_restore_engine_gets_milvus_bucket_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_milvus_backup.engine.physical.restore import milvus_storage_of
+
+    monkeypatch.setenv("AIRFLOW_CONN_MILVUS_PHYS", "milvus://localhost:19530/default?milvus_bucket=mbkt")
+    path = tmp_path / "backup.yaml"
+    path.write_text(FULL_YAML.format(password=MILVUS_PASSWORD))
+    hook = MilvusBackupHook(backup_config=str(path), milvus_conn_id="milvus_phys")
+    engine = hook.restore_engine()
+    assert callable(engine.ctx.milvus_storage)  # a logical restore never resolves it
+    ms = milvus_storage_of(engine.ctx)
+    assert ms is not None
+    assert ms.bucket == "mbkt"  # the connection's milvus_bucket: where binlogs are imported from
+
+
 def test_backup_yaml_tls_and_backup_specific_storage(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
@@ -484,7 +500,8 @@ def test_restore_rejects_a_bad_method_before_touching_anything() -> None:
     op = MilvusRestoreOperator(task_id="restore", backup_name="nightly_2", method="copy")
     op.hook = _SubmittingHook()  # type: ignore[assignment]
     with pytest.raises(
-        MilvusBackupInvalidArgument, match="method must be one of auto, insert, bulk_import, got 'copy'"
+        MilvusBackupInvalidArgument,
+        match="method must be one of auto, insert, bulk_import, binlog_import, got 'copy'",
     ):
         op.execute(context={})  # type: ignore[arg-type]
 

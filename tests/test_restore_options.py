@@ -24,7 +24,10 @@ from airflow_milvus_backup.engine.restore.options import (
         ({"nope": 1}, "Unknown restore option(s) ['nope']; known options: ["),
         ({"drop_existing": "yes"}, "Restore option drop_existing must be True or False, got 'yes'"),
         ({"restore_index": 1}, "Restore option restore_index must be True or False, got 1"),
-        ({"method": "fast"}, "Invalid restore method 'fast': use one of ['auto', 'insert', 'bulk_import']"),
+        (
+            {"method": "fast"},
+            "Invalid restore method 'fast': use one of ['auto', 'insert', 'bulk_import', 'binlog_import']",
+        ),
         ({"drop_existing": True, "skip_create": True}, "drop_existing=True and skip_create=True contradict"),
         ({"meta_only": True, "skip_create": True}, "meta_only=True with skip_create=True would do nothing"),
         ({"use_auto_index": True, "restore_index": False}, "use_auto_index=True needs restore_index=True"),
@@ -60,8 +63,8 @@ def test_build_normalises():
 
 
 def test_methods_are_auto_and_the_method_values():
-    assert METHODS == ("auto", "insert", "bulk_import")
-    assert [m.value for m in Method] == ["insert", "bulk_import"]
+    assert METHODS == ("auto", "insert", "bulk_import", "binlog_import")
+    assert [m.value for m in Method] == ["insert", "bulk_import", "binlog_import"]
     assert Method("bulk_import") is Method.BULK_IMPORT
     assert json.dumps(Method.INSERT) == '"insert"'
     assert RestoreOptions.build({"method": Method.BULK_IMPORT}).method == "bulk_import"

@@ -361,7 +361,7 @@ def check_entry_names(backup: str, entry: CollectionEntry | Mapping[str, Any]) -
             if part.partition is not None:
                 validate_milvus_name(part.partition, "partition")
             for f in part.files:
-                if not f.key.startswith(DATA):
+                if not f.key.startswith((DATA, "binlogs/")):  # binlogs/: a physical unit
                     raise InvalidArgumentError(
                         f"Invalid storage key {f.key!r}: data objects are under {DATA!r}."
                     )

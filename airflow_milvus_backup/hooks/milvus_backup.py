@@ -32,7 +32,7 @@ from airflow_milvus_backup.hooks.connection import (
     s3_hook,
 )
 from airflow_milvus_backup.hooks.location import DEFAULT_MILVUS_CONN_ID, BackupLocation, takes_location
-from airflow_milvus_backup.hooks.physical import milvus_storage_for
+from airflow_milvus_backup.hooks.physical import milvus_storage_for, restore_engine_for
 from airflow_milvus_backup.hooks.summaries import backup_summary, complete_backup
 
 if TYPE_CHECKING:
@@ -246,15 +246,11 @@ class MilvusBackupHook(BaseHook):
         )
 
     def restore_engine(self) -> RestoreEngine:
-        """Return a :class:`~airflow_milvus_backup.engine.restore.RestoreEngine` over :attr:`storage`."""
-        from airflow_milvus_backup.engine.restore import RestoreEngine
+        """Return a :class:`~airflow_milvus_backup.engine.restore.RestoreEngine` over :attr:`storage`.
 
-        return RestoreEngine(
-            self.storage,
-            parallelism=self.parallelism,
-            logger=self.engine_logger,
-            progress_interval=self.progress_interval,
-        )
+        With Milvus' own bucket, read only for a physical backup (:func:`.physical.restore_engine_for`).
+        """
+        return restore_engine_for(self)
 
     def create_backup(
         self,

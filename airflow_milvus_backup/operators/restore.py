@@ -71,7 +71,9 @@ class MilvusRestoreOperator(MilvusBackupBaseOperator):
         reported.
     :param restore_load_state: load the collections that were loaded, release the others.
     :param method: ``"auto"`` (bulk import where it can work, else insert), ``"insert"`` (through the
-        client) or ``"bulk_import"`` (Milvus import jobs).
+        client) or ``"bulk_import"`` (Milvus import jobs); a physical backup is always restored by
+        ``"binlog_import"`` (``"auto"`` picks it), which needs Milvus' own bucket (the ``milvus`` connection's
+        ``milvus_bucket`` / ``milvus_root_path``, as for a physical backup).
     :param accept_new_primary_keys: allow an auto-id collection's primary keys to change (insert restore).
     :param restore_id: the restore's id, to resume that one; default: resume the newest failed or interrupted
         restore with the same arguments, else a new id.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from airflow_milvus_backup.engine.progress import ProgressCallback
     from airflow_milvus_backup.engine.storage import Storage
+    from airflow_milvus_backup.engine.storage_s3 import S3Storage
 
 log = logging.getLogger("airflow_milvus_backup.engine.restore")
 
@@ -33,6 +35,9 @@ class Context:
     status_ttl: float
     detached_ttl: float
     status_interval: float
+    #: Milvus' own bucket (rooted at its root path), or a function returning it (called when a physical
+    #: restore needs it): what a physical restore imports binlogs from
+    milvus_storage: S3Storage | Callable[[], S3Storage | None] | None = None
 
 
 def client_for(milvus: MilvusParams, db: str) -> MilvusClient:

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import lease as leases
-from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     MilvusBackupError,
@@ -23,7 +22,9 @@ from airflow_milvus_backup.engine.errors import (
     StorageConnectionError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.physical import restore as physical
 from airflow_milvus_backup.engine.restore import bulk, by_insert, finish
+from airflow_milvus_backup.engine.restore.options import Method
 from airflow_milvus_backup.engine.restore.plan import plan_from_status
 from airflow_milvus_backup.engine.restore.snapshot import server_info
 from airflow_milvus_backup.engine.restore.status import EXECUTING, public, totals
@@ -46,7 +47,8 @@ def import_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status, 
     Without ``wait`` the restore is detached and ``False`` returned: :func:`import_state` and
     :func:`complete` take it on.
     """
-    bulk.submit_jobs(ctx, milvus, plan, status)
+    jobs = _jobs(plan)
+    jobs.submit_jobs(ctx, milvus, plan, status)
     if not wait:
         status.detach(ctx.detached_ttl)
         ctx.log.info(
@@ -56,10 +58,15 @@ def import_jobs(ctx: Context, milvus: MilvusParams, plan: Plan, status: Status, 
         )
         return False
     progress = by_insert.progress_of(ctx, plan, status)
-    while not bulk.poll_jobs(ctx, milvus, plan, status, progress):
+    while not jobs.poll_jobs(ctx, milvus, plan, status, progress):
         time.sleep(ctx.poll_interval)
     progress.report(final=True)
     return True
+
+
+def _jobs(plan: Plan) -> Any:
+    """Return the module that submits and polls the plan's import jobs (bulk import, or binlog import)."""
+    return physical if plan.method == Method.BINLOG_IMPORT else bulk
 
 
 def import_state(ctx: Context, milvus: MilvusParams, backup_name: str, restore_id: str) -> dict[str, Any]:
@@ -90,7 +97,7 @@ def import_state(ctx: Context, milvus: MilvusParams, backup_name: str, restore_i
         return summary(body, IMPORTED)
     status = reopen(ctx, body, detached=True)
     with _reopened(ctx, milvus, status, name, restore_id) as (plan, _):
-        if bulk.poll_jobs(ctx, milvus, plan, status, None):
+        if _jobs(plan).poll_jobs(ctx, milvus, plan, status, None):
             status.jobs_imported()
         status.save()
     if status.state != EXECUTING:  # a job failed: the status says why
@@ -145,7 +152,7 @@ def _reopened(
     A failure the restore caused (a failed import job, a bad row count) is recorded and not raised: the
     caller returns the status, which says why. A lost connection is raised (the restore may go on).
     """
-    manifest = mf.load_manifest(ctx.storage, name)
+    manifest = physical.load_manifest(ctx.storage, name)
     client = connect(milvus)
     try:
         with milvus_errors(milvus, f"Restore {restore_id} of backup {name!r}"):
@@ -156,6 +163,9 @@ def _reopened(
                 raise
             except BaseException as e:
                 status.fail(e)
+                physical.cleanup(
+                    ctx, status, failed=True
+                )  # staged binlogs of a failed physical restore (else a no-op)
                 if not isinstance(e, MilvusBackupError):
                     raise
     finally:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import arguments as checks
 from airflow_milvus_backup.engine import lease as leases
-from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
 from airflow_milvus_backup.engine.errors import (
     IntegrityError,
@@ -22,9 +21,15 @@ from airflow_milvus_backup.engine.errors import (
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import validate_backup_name
+from airflow_milvus_backup.engine.physical import restore as physical
 from airflow_milvus_backup.engine.restore import by_insert, detached, finish, preflight, setup, status_store
 from airflow_milvus_backup.engine.restore.context import Context, log
-from airflow_milvus_backup.engine.restore.options import RestoreOptions, check_restore_id
+from airflow_milvus_backup.engine.restore.options import (
+    IMPORT_METHODS,
+    Method,
+    RestoreOptions,
+    check_restore_id,
+)
 from airflow_milvus_backup.engine.restore.snapshot import prepare
 from airflow_milvus_backup.engine.restore.status import Status, public
 from airflow_milvus_backup.engine.restore.status_store import open_status, read_status
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from airflow_milvus_backup.engine.progress import ProgressCallback
     from airflow_milvus_backup.engine.restore.plan import Plan
     from airflow_milvus_backup.engine.storage import Storage
+    from airflow_milvus_backup.engine.storage_s3 import S3Storage
 
 
 class RestoreEngine:
@@ -54,6 +60,9 @@ class RestoreEngine:
     :param detached_ttl: how long after its last poll a submitted (detached) restore still counts as alive.
     :param status_interval: seconds between two writes of the status for per-file progress (steps that
         resuming depends on are written at once).
+    :param milvus_storage: Milvus' own bucket (:func:`~.physical.milvus_storage.open_milvus_bucket`), or a
+        function returning it (called only for a physical backup): a physical restore imports binlogs from
+        there, staging them under ``<root>/restore-temp-<restore_id>/`` when the backup is elsewhere.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class RestoreEngine:
         status_ttl: float = leases.DEFAULT_TTL,
         detached_ttl: float = 3600.0,
         status_interval: float = 5.0,
+        milvus_storage: S3Storage | Callable[[], S3Storage | None] | None = None,
     ) -> None:
         # checked here, before any work: nothing is created with a bad argument (see engine/arguments.py)
         self.ctx = Context(
@@ -90,6 +100,7 @@ class RestoreEngine:
             status_ttl=checks.seconds(status_ttl, "status_ttl", minimum=1.0),
             detached_ttl=checks.seconds(detached_ttl, "detached_ttl", minimum=1.0),
             status_interval=checks.seconds(status_interval, "status_interval"),
+            milvus_storage=milvus_storage,
         )
         self.storage = storage
         self.log = self.ctx.log
@@ -201,7 +212,7 @@ class RestoreEngine:
             check_restore_id(restore_id)
         if isinstance(collection_names, str):
             collection_names = [collection_names]
-        manifest = mf.load_manifest(self.storage, name)
+        manifest = physical.load_manifest(self.storage, name)
         client = connect(milvus)
         try:
             with milvus_errors(milvus, f"Restore of backup {name!r}"):
@@ -221,6 +232,8 @@ class RestoreEngine:
                         empty = [t for t in plan.targets if status.of(t).created]
                         empty = [t for t in empty if not status.of(t).rows_restored]
                         setup.rollback(self.ctx, client, milvus, setup.UndoLog(collections=empty), status)
+                    if plan.method == Method.BINLOG_IMPORT:
+                        physical.cleanup(self.ctx, status, failed=True)
                     if status.untouched:
                         status.discard()  # the failed setup was undone: no state is left behind
                     else:
@@ -258,7 +271,7 @@ class RestoreEngine:
             )
         setup.setup(self.ctx, client, milvus, plan, status)
         if not plan.opts.meta_only:
-            if plan.method == "bulk_import":
+            if plan.method in IMPORT_METHODS:
                 if not detached.import_jobs(self.ctx, milvus, plan, status, wait=wait):
                     return  # detached: import_state and complete take it on
             else:

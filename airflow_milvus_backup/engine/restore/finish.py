@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.client import MilvusParams, is_connection_failure
 from airflow_milvus_backup.engine.restore.context import Context, client_for, milvus_exception
+from airflow_milvus_backup.engine.restore.options import IMPORT_METHODS, Method
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -40,6 +41,10 @@ def finish(ctx: Context, client: MilvusClient, milvus: MilvusParams, plan: Plan,
             if state_name(c.get_load_state(t.name)) == "Loaded":
                 res = c.query(t.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
                 rows_found = int(res[0]["count(*)"]) if res else 0
+                if plan.method == Method.BINLOG_IMPORT and not plan.opts.meta_only:
+                    from airflow_milvus_backup.engine.physical.restore import verify_partitions
+
+                    status.partitions_verified(t, verify_partitions(c, t, status))
             status.collection_succeeded(t, rows_found, time.monotonic() - began)
         finally:
             c.close()
@@ -54,7 +59,7 @@ def restore_load_state(ctx: Context, c: MilvusClient, plan: Plan, t: Target, sta
     if not plan.opts.restore_load_state or t.action == "existing":
         report["action"] = "unchanged"
     elif source in ("Loaded", "Loading"):
-        if before == "Loaded" and plan.method == "bulk_import" and not plan.opts.meta_only:
+        if before == "Loaded" and plan.method in IMPORT_METHODS and not plan.opts.meta_only:
             c.release_collection(t.name)  # imported segments show only after a reload (Milvus 2.3)
         try:
             c.load_collection(t.name)

@@ -34,9 +34,14 @@ class Method(StrValue):
 
     INSERT = "insert"
     BULK_IMPORT = "bulk_import"
+    #: a physical backup's binlogs imported with ``backup=true`` (the method of every physical restore)
+    BINLOG_IMPORT = "binlog_import"
 
 
-#: The values of the ``method`` option: a :class:`Method`, or ``"auto"`` (bulk import when it can work).
+#: Methods that import (Milvus jobs to poll) rather than insert.
+IMPORT_METHODS = (Method.BULK_IMPORT, Method.BINLOG_IMPORT)
+#: The values of the ``method`` option: a :class:`Method`, or ``"auto"`` (bulk import when it can work; a
+#: physical backup is always restored by binlog import).
 METHODS = ("auto", *(m.value for m in Method))
 RESTORE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: The options whose values make up a restore's fingerprint (with ``collections`` and the target). Never
@@ -93,7 +98,8 @@ class RestoreOptions:
     :param auto_index_fallback: build AUTOINDEX where the target cannot build the backed-up index.
     :param restore_aliases: create the aliases (``alias + collection_suffix``); taken ones are reported.
     :param restore_load_state: load the collections that were loaded, release the others.
-    :param method: ``"insert"``, ``"bulk_import"`` or ``"auto"`` (bulk import when it can work).
+    :param method: ``"insert"``, ``"bulk_import"`` or ``"auto"`` (bulk import when it can work); a physical
+        backup is restored by ``"binlog_import"`` (``"auto"`` picks it; nothing else restores one).
     :param accept_new_primary_keys: let Milvus generate new keys for auto_id collections where it cannot keep
         the backed-up ones.
     :param bulk_import_bucket: the bucket the target Milvus stores its data in (bulk import needs the backup

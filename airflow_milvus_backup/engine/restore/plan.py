@@ -22,6 +22,7 @@ from airflow_milvus_backup.engine.errors import (
     UnsupportedError,
 )
 from airflow_milvus_backup.engine.names import DEFAULT_DB
+from airflow_milvus_backup.engine.physical.restore_meta import is_physical
 from airflow_milvus_backup.engine.restore.capabilities import (
     AUTO_ID_PROPERTY,
     ServerInfo,
@@ -188,6 +189,7 @@ def make_plan(
         raise ValueError("make_plan needs a snapshot of the target unless the prior restore succeeded")
 
     prior_entries = {c["target"]: c for c in (prior or {}).get("collections", [])}
+    physical = is_physical(manifest)
     targets: list[Target] = []
     databases: dict[str, dict[str, str]] = {}
     for meta, tdb, tname in pairs:
@@ -199,11 +201,19 @@ def make_plan(
         pe = prior_entries.get(qualified(tdb, tname))
         action = decide_action(tdb, tname, exists, pe, opts, address)
         desc = snapshot.described.get((tdb, tname))
-        keep_keys, auto_prop = key_policy(meta, tdb, tname, action, server, opts, address, desc)
+        if physical:  # binlogs keep their keys; skip_create is checked field by field (ids at import)
+            if action == Action.EXISTING and desc is not None:
+                require_takes_rows(meta, desc, qualified(tdb, tname))
+            keep_keys, auto_prop = True, False
+        else:
+            keep_keys, auto_prop = key_policy(meta, tdb, tname, action, server, opts, address, desc)
         targets.append(Target(meta, tdb, tname, action, keep_keys, auto_prop))
-    method, reason = choose_method(
-        targets, server, opts, prior, location=snapshot.import_location, where=snapshot.storage
-    )
+    if physical:
+        method, reason = physical_method(opts, server, address)
+    else:
+        method, reason = choose_method(
+            targets, server, opts, prior, location=snapshot.import_location, where=snapshot.storage
+        )
     return Plan(name, manifest, opts, server, tuple(targets), method, reason, databases, fp, args, rid, prior)
 
 
@@ -319,6 +329,26 @@ def choose_method(
     if blockers:
         return Method.INSERT, "bulk import cannot work: " + "; ".join(blockers)
     return Method.BULK_IMPORT, "the target Milvus reads the backup's bucket"
+
+
+def physical_method(opts: RestoreOptions, server: ServerInfo, address: str) -> tuple[Method, str]:
+    """Return the method of a physical backup's restore: binlog import (no other can read binlogs).
+
+    :raises UnsupportedError: another method asked for, or a target that has no binlog import (Milvus Lite).
+    """
+    if opts.method not in ("auto", Method.BINLOG_IMPORT):
+        raise UnsupportedError(
+            f"method={opts.method!r} cannot restore a physical backup: its data is Milvus binlogs, which "
+            "only Milvus' binlog import reads. Use method='auto'."
+        )
+    if server.lite:
+        raise UnsupportedError(
+            f"{address} is Milvus Lite, which has no binlog import: a physical backup restores into a Milvus "
+            "server (2.3+) only. Restore a logical backup into Milvus Lite."
+        )
+    if opts.meta_only:
+        return Method.BINLOG_IMPORT, "physical backup, meta_only: no data"
+    return Method.BINLOG_IMPORT, "physical backup: its binlogs are imported"
 
 
 def db_properties(manifest: Manifest, source_db: str) -> dict[str, str]:

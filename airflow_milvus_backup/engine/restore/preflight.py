@@ -30,6 +30,12 @@ def check(ctx: Context, plan: Plan) -> None:
     rbac_step.snapshot_of(plan)
     if plan.opts.meta_only:
         return
+    if plan.method == Method.BINLOG_IMPORT:
+        from airflow_milvus_backup.engine.physical import restore as physical
+
+        physical.require_milvus_storage(ctx, plan)
+        physical.check_binlogs(ctx, plan, physical.backup_info(ctx.storage, plan.backup))
+        return
     check_listing(ctx, plan)
     integrity.check_footers(ctx.storage, plan.backup, pending_with_meta(plan), ctx.parallelism)
     if plan.method == Method.BULK_IMPORT:

@@ -339,6 +339,12 @@ class Status:
         with self.lock:
             self.of(t).load_state = report
 
+    def partitions_verified(self, t: Target, counts: dict[str, dict[str, int]]) -> None:
+        """Record each partition's imported and found rows (a physical restore); with the next write."""
+        if counts:
+            with self.lock:
+                self.of(t).extra["partition_rows"] = counts
+
     def aliases_restored(self, t: Target, restored: list[str], skipped: list[dict[str, Any]]) -> None:
         """Record a target's aliases (created, and the ones taken elsewhere); with the next write."""
         with self.lock:

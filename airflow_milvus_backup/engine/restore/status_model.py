@@ -416,7 +416,7 @@ def public(body: dict[str, Any] | RestoreStatus, *, with_files: bool = False) ->
         files = c.pop("files", {})
         if with_files:
             c["files"] = files
-        if out.get("method") == "bulk_import" and files:
+        if out.get("method") in ("bulk_import", "binlog_import") and files:
             c["jobs"] = [
                 {
                     "key": k,
