@@ -285,8 +285,9 @@ class PhysicalBackup:
     ) -> list[sg.SegmentFiles | sg.SegmentError]:
         """List the segments' binlogs, ``copy.concurrency`` segments at once (in ``refs``' order).
 
-        Listings are round trips, and a store may compute every listed object's ETag then (rclone hashes
-        the files): one after the other they add up to a serial step as long as the copy at 1M rows.
+        Listings are round trips, and a store may compute the listed objects' ETags then (a cold listing
+        of 40 x 8 MiB objects took rclone 1.2 s, a warm one 0.01 s): one segment after the other, that is a
+        serial step growing with the collection.
         """
 
         def one(ref: sg.SegmentRef) -> sg.SegmentFiles | sg.SegmentError:
