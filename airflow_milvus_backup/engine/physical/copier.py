@@ -143,14 +143,9 @@ class BinlogCopier:
             "server-side copy" if self.server_side else "streamed: different endpoints",
         )
         report = CopyReport()
-        # largest first: the many small binlogs (keys, timestamps) then fill the gaps between the large ones
-        # (vectors) instead of all queuing at one end, where only their round trips count
-        order = sorted(range(len(items)), key=lambda i: -(items[i].size or 0))
-        by_index: dict[int, CopyResult | CopyItem] = {}
+        outcomes: list[CopyResult | CopyItem] = []
         with ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="copier") as pool:
-            done = pool.map(self._copy_or_vanished, [items[i] for i in order])
-            by_index = dict(zip(order, done, strict=True))
-        outcomes = [by_index[i] for i in range(len(items))]
+            outcomes = list(pool.map(self._copy_or_vanished, items))
         for item, out in zip(items, outcomes, strict=True):
             if isinstance(out, CopyResult):
                 report.results.append(out)
