@@ -128,7 +128,7 @@ def test_server_side_copy_on_one_endpoint(rclone_pair: tuple[S3Storage, S3Storag
     items = _items(objects)
     report = copy_objects(src, dst, items, "nightly", CopyOptions(concurrency=3))
     assert report.by_method() == {"server-copy": 6}
-    # copied largest first, reported in the items' order
+    # reported in the items' order
     assert [r.source_key for r in report.results] == [it.source_key for it in items]
     assert not report.vanished
     assert report.bytes == sum(len(v) for v in objects.values())
