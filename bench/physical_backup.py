@@ -1,47 +1,131 @@
 """Physical vs logical backup of one collection on Milvus 2.3.5 (issue 10's speed target: >= 10x).
 
-    .venv/bin/python bench/physical_backup.py [N]        # N rows of 768-d vectors, default 1_000_000
+    .venv/bin/python bench/physical_backup.py [N ...]     # sizes in rows of 768-d vectors, default 1_000_000
 
-Starts a Milvus 2.3.5 on an rclone S3 server (tests.support), inserts N rows, flushes, then backs the
-collection up logically and physically into another bucket of that server. Prints seconds, the ratio,
-Milvus' CPU seconds during each backup (utime+stime of the milvus process, /proc/<pid>/stat) and this
-process's peak RSS.
+Starts a Milvus 2.3.5 on an rclone S3 server (tests.support), and for each size N (ascending) grows one
+collection to N rows, flushes it, then backs it up logically and physically into another bucket of that
+server. Each backup runs in a child process (``--child``, imports done and Milvus connected once before its
+clock starts), so that its RSS is the backup's own and not the row generator's: the peak of its RSS sampled
+every 20 ms during ``create`` (``ru_maxrss`` is printed too, but it is the imports' high-water mark). Prints
+one line per size and mode: seconds of ``BackupEngine.create``, Milvus' CPU seconds during it (user+system
+of the ``milvus`` process, psutil), the S3 server's CPU seconds (rclone: where a server-side copy's work is
+done), the RSS, and the ratio logical/physical. ``BENCH_LOG=1`` shows the backups' logs, ``BENCH_PROFILE=1``
+a cProfile of each. The physical backup runs with the defaults (every copy checked by size
+and ETag, the SHA-256 of every copy in the sidecar: rclone computes no S3 checksum, so each copy is read back
+once), then with ``hash_server_copies=False`` (ETag and size only) to show what the read-back costs.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import resource
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-from pymilvus import DataType, MilvusClient  # noqa: E402
-
-from airflow_milvus_backup.engine.backup import BackupEngine  # noqa: E402
-from airflow_milvus_backup.engine.client import MilvusParams  # noqa: E402
-from airflow_milvus_backup.engine.physical.milvus_storage import open_milvus_bucket  # noqa: E402
-from airflow_milvus_backup.engine.storage_s3 import S3Storage  # noqa: E402
-from tests.support.milvus235 import Milvus235Server  # noqa: E402
-from tests.support.s3 import S3Server  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 DIM = 768
+BATCH = 5000
+MiB = 1 << 20
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu(pid: int) -> float:
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one backup as ``spec`` says; return its seconds, CPU figures and peak RSS."""
+    import psutil
+
+    from airflow_milvus_backup.engine.backup import BackupEngine
+    from airflow_milvus_backup.engine.client import MilvusParams, connect
+    from airflow_milvus_backup.engine.physical.backup import PhysicalOptions
+    from airflow_milvus_backup.engine.physical.copier import CopyOptions
+    from airflow_milvus_backup.engine.physical.milvus_storage import open_milvus_bucket
+    from airflow_milvus_backup.engine.storage_s3 import S3Storage
+    from tests.support.s3 import boto_client
+
+    # imported and connected once before the clock starts: create() imports pymilvus lazily, and with
+    # PYTHONDONTWRITEBYTECODE that costs seconds of compiling
+    connect(MilvusParams(uri=spec["uri"])).close()
+    s3 = spec["s3"]
+
+    def client() -> Any:
+        return boto_client(s3["endpoint"], s3["access_key"], s3["secret_key"])
+
+    physical = None
+    if spec["mode"] == "physical":
+        physical = PhysicalOptions(copy=CopyOptions(hash_server_copies=spec["sha256"]))
+    engine = BackupEngine(S3Storage(client(), spec["bucket"], "backup"))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s", stream=sys.stderr
+    )
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    me = psutil.Process()
+    rss_start = me.memory_info().rss / MiB
+    peak = [me.memory_info().rss]
+    done = threading.Event()
+
+    def sample() -> None:  # the RSS while the backup runs, every 20 ms
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], me.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0, s3cpu0, t0 = _cpu(spec["milvus_pid"]), _cpu(spec["s3_pid"]), time.monotonic()
+    summary = engine.create(
+        MilvusParams(uri=spec["uri"]),
+        spec["name"],
+        [spec["collection"]],
+        mode=spec["mode"],
+        physical=physical,
+        milvus_storage=open_milvus_bucket(client(), spec["milvus_bucket"], spec["milvus_root"]),
+    )
+    seconds = time.monotonic() - t0
+    done.set()
+    sampler.join()
+    return {
+        "seconds": seconds,
+        "rss_during_mib": peak[0] / MiB,
+        "milvus_cpu": _cpu(spec["milvus_pid"]) - cpu0,
+        "s3_cpu": _cpu(spec["s3_pid"]) - s3cpu0,
+        "rss_start_mib": rss_start,
+        "ru_maxrss_start_mib": rss0,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": summary.get("rows"),
+        "bytes": summary.get("bytes"),
+    }
 
 
-def main(n: int) -> None:
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True
+    )
+    if os.environ.get("BENCH_LOG"):
+        sys.stderr.write(out.stderr)
+    if out.returncode:
+        sys.exit(f"backup {spec['name']} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main(sizes: list[int]) -> None:
+    import numpy as np
+    from pymilvus import DataType, MilvusClient
+
+    from tests.support.milvus235 import Milvus235Server
+    from tests.support.s3 import S3Server
+
     base = Path(tempfile.mkdtemp(prefix="bench-physical-"))
     s3 = S3Server(base / "s3")
     milvus = Milvus235Server(base / "milvus", s3)
@@ -53,39 +137,70 @@ def main(n: int) -> None:
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=DIM)
         client.create_collection("bench", schema=schema)
-        rng = np.random.default_rng(0)
-        for start in range(0, n, 5000):
-            rows = min(5000, n - start)
-            vecs = rng.random((rows, DIM), dtype=np.float32)
-            client.insert("bench", [{"id": start + i, "vec": vecs[i].tolist()} for i in range(rows)])
-        client.flush("bench")
         ip = client.prepare_index_params()
         ip.add_index("vec", index_type="FLAT", metric_type="L2")
         client.create_index("bench", ip)
-        bucket = s3.create_bucket("backups")
-        storage = S3Storage(s3.client(), bucket, "backup")
-        params = MilvusParams(uri=milvus.uri)
-        engine = BackupEngine(storage)
-        pid = milvus.milvus_pid
-        assert pid is not None
-        out = {}
-        for mode in ("logical", "physical"):
-            cpu0, t0 = cpu_seconds(pid), time.monotonic()
-            engine.create(
-                params,
-                f"b_{mode}",
-                ["bench"],
-                mode=mode,
-                milvus_storage=open_milvus_bucket(s3.client(), milvus.bucket, milvus.root_path),
-            )
-            out[mode] = (time.monotonic() - t0, cpu_seconds(pid) - cpu0, peak_rss_mib())
-        for mode, (secs, cpu, rss) in out.items():
-            print(f"{mode:9s} {n:>9,} rows  {secs:8.2f} s  Milvus CPU {cpu:7.2f} s  peak RSS {rss:7.1f} MiB")
-        print(f"ratio logical/physical: {out['logical'][0] / out['physical'][0]:.1f}x")
+        rng = np.random.default_rng(0)
+        spec: dict[str, Any] = {
+            "uri": milvus.uri,
+            "collection": "bench",
+            "bucket": s3.create_bucket("backups"),
+            "milvus_bucket": milvus.bucket,
+            "milvus_root": milvus.root_path,
+            "milvus_pid": milvus.milvus_pid,
+            "s3_pid": s3.pid,
+            "s3": {"endpoint": s3.endpoint_url, "access_key": s3.access_key, "secret_key": s3.secret_key},
+        }
+        have = 0
+        lines = []
+        for n in sorted(sizes):
+            t0 = time.monotonic()
+            for start in range(have, n, BATCH):
+                rows = min(BATCH, n - start)
+                vecs = rng.random((rows, DIM), dtype=np.float32)
+                client.insert("bench", [{"id": start + i, "vec": vecs[i].tolist()} for i in range(rows)])
+            client.flush("bench")
+            have = n
+            print(f"{n:,} rows inserted and flushed in {time.monotonic() - t0:.1f} s", flush=True)
+            out: dict[str, dict[str, Any]] = {}
+            for label, mode, sha in (
+                ("logical", "logical", True),
+                ("physical", "physical", True),
+                ("physical-etag-only", "physical", False),
+            ):
+                out[label] = run_child(
+                    {**spec, "name": f"b{n}_{label.replace('-', '_')}", "mode": mode, "sha256": sha}
+                )
+                r = out[label]
+                line = (
+                    f"{label:18s} {n:>9,} rows  {r['seconds']:8.2f} s  Milvus CPU {r['milvus_cpu']:7.2f} s  "
+                    f"S3 server CPU {r['s3_cpu']:7.2f} s  RSS during it {r['rss_during_mib']:6.1f} MiB "
+                    f"(ru_maxrss {r['peak_rss_mib']:.1f}, at its start {r['rss_start_mib']:.1f})"
+                )
+                lines.append(line)
+                print(line, flush=True)
+            for label in ("physical", "physical-etag-only"):
+                ratio = out["logical"]["seconds"] / out[label]["seconds"]
+                lines.append(f"ratio logical/{label} at {n:,} rows: {ratio:.1f}x")
+                print(lines[-1], flush=True)
+            print(json.dumps({"rows": n, **out}), flush=True)
+        print("\n".join(lines))
     finally:
         milvus.stop()
         s3.stop()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    if len(sys.argv) > 2 and sys.argv[1] == "--child":
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            result = prof.runcall(child, json.loads(sys.argv[2]))
+            pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+            print(json.dumps(result))
+        else:
+            print(json.dumps(child(json.loads(sys.argv[2]))))
+    else:
+        main([int(a) for a in sys.argv[1:]] or [1_000_000])

@@ -125,8 +125,11 @@ def test_server_side_copy_on_one_endpoint(rclone_pair: tuple[S3Storage, S3Storag
     src, dst = rclone_pair
     objects = {f"{LOG}/{i}": os.urandom(1000 + i) for i in range(6)}
     _put(src.client, src.bucket, objects)
-    report = copy_objects(src, dst, _items(objects), "nightly", CopyOptions(concurrency=3))
+    items = _items(objects)
+    report = copy_objects(src, dst, items, "nightly", CopyOptions(concurrency=3))
     assert report.by_method() == {"server-copy": 6}
+    # reported in the items' order
+    assert [r.source_key for r in report.results] == [it.source_key for it in items]
     assert not report.vanished
     assert report.bytes == sum(len(v) for v in objects.values())
     for r in report.results:
@@ -140,10 +143,11 @@ def test_server_side_copy_on_one_endpoint(rclone_pair: tuple[S3Storage, S3Storag
 
 def test_server_copy_hashes_back_when_asked(rclone_pair: tuple[S3Storage, S3Storage]) -> None:
     src, dst = rclone_pair
-    objects = {f"{LOG}/1": os.urandom(5000)}
+    objects = {f"{LOG}/1": os.urandom(5000), f"{LOG}/2": os.urandom((5 << 20) // 2)}  # 2.5 MiB: 3 reads
     _put(src.client, src.bucket, objects)
     report = copy_objects(src, dst, _items(objects), "nightly", CopyOptions(hash_server_copies=True))
-    assert report.results[0].sha256 == hashlib.sha256(objects[f"{LOG}/1"]).hexdigest()
+    for r in report.results:
+        assert r.sha256 == hashlib.sha256(objects[r.source_key]).hexdigest()
 
 
 def test_moto_reports_the_servers_sha256(moto_pair: tuple[S3Storage, S3Storage]) -> None:

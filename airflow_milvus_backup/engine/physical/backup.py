@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -261,16 +262,12 @@ class PhysicalBackup:
         todo: list[tuple[mb.SegmentBackupInfo, dict[str, Any]]] = []
         vanished: set[int] = set()
         suspects: dict[int, sg.SegmentError] = {}
-        for ref in listed:
-            if ref.segment_id in state.copied:
-                continue
-            try:
-                files = sg.discover_segment(self.milvus_storage, ref)
-                sg.check_fields(files, fields)
-            except sg.SegmentError as e:
-                suspects[ref.segment_id] = e
-                continue
-            todo.append(self._segment_info(name, files))
+        new = [ref for ref in listed if ref.segment_id not in state.copied]
+        for ref, found in zip(new, self._discover(new, fields), strict=True):
+            if isinstance(found, sg.SegmentError):
+                suspects[ref.segment_id] = found
+            else:
+                todo.append(self._segment_info(name, found))
         items = [CopyItem(src, dest, size) for seg, srcs in todo for dest, (src, size) in srcs.items()]
         if not items:
             for seg, _ in todo:
@@ -295,6 +292,30 @@ class PhysicalBackup:
                 continue
             state.copied[seg.segment_id] = (seg, [by_dest[k] for k in srcs])
         return vanished, suspects
+
+    def _discover(
+        self, refs: list[sg.SegmentRef], fields: set[int]
+    ) -> list[sg.SegmentFiles | sg.SegmentError]:
+        """List the segments' binlogs, ``copy.concurrency`` segments at once (in ``refs``' order).
+
+        Listings are round trips, and a store may compute the listed objects' ETags then (a cold listing
+        of 40 x 8 MiB objects took rclone 1.2 s, a warm one 0.01 s): one segment after the other, that is a
+        serial step growing with the collection.
+        """
+
+        def one(ref: sg.SegmentRef) -> sg.SegmentFiles | sg.SegmentError:
+            try:
+                files = sg.discover_segment(self.milvus_storage, ref)
+                sg.check_fields(files, fields)
+            except sg.SegmentError as e:
+                return e
+            return files
+
+        if len(refs) <= 1:
+            return [one(r) for r in refs]
+        workers = min(len(refs), self.options.copy.concurrency)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="discover") as pool:
+            return list(pool.map(one, refs))
 
     def _segment_info(self, name: str, files: sg.SegmentFiles) -> tuple[mb.SegmentBackupInfo, dict[str, Any]]:
         """Return the segment's ``SegmentBackupInfo`` and its copies: backup key -> (Milvus key, size)."""

@@ -57,6 +57,7 @@ from airflow_milvus_backup.engine.physical.copy_model import (
     is_simple_etag,
     multipart_etag,
     plan_parts,
+    read_back_sha256,
     same_endpoint,
     sha256_hex_from_checksum,
 )
@@ -266,7 +267,7 @@ class BinlogCopier:
         etag = self._check_dest(item, size, src_etag if is_simple_etag(src_etag) else None)
         sha = sha256_hex_from_checksum(checksum)
         if sha is None and self.options.hash_server_copies:
-            sha, _ = dest.sha256(item.dest_key)
+            sha = read_back_sha256(self._s3_dest(), item.dest_key)
         return CopyResult(
             item.source_key,
             item.dest_key,
@@ -320,7 +321,7 @@ class BinlogCopier:
         etag = self._check_dest(
             item, size, multipart_etag(md5s), src_etag if is_simple_etag(src_etag) else None
         )
-        sha = dest.sha256(item.dest_key)[0] if self.options.hash_server_copies else None
+        sha = read_back_sha256(self._s3_dest(), item.dest_key) if self.options.hash_server_copies else None
         return CopyResult(item.source_key, item.dest_key, size, etag, sha, None, CopyMethod.MULTIPART.value)
 
     def _abort(self, dest: S3Storage, key: str, upload_id: str) -> None:

@@ -185,6 +185,27 @@ def sha256_hex_from_checksum(checksum_b64: str | None) -> str | None:
     return raw.hex() if len(raw) == 32 else None
 
 
+def read_back_sha256(storage: S3Storage, key: str) -> str:
+    """Return the SHA-256 (hex) of an object, read 1 MiB at a time; the whole read is one attempt.
+
+    A server-side copy's digest when the server computed none. The memory it holds is one 1 MiB read,
+    whatever the object's size (:meth:`S3Storage.sha256` reads 8 MiB at a time: 64 MiB at 8 copy workers).
+    """
+    full = storage.full_key(key)
+
+    def read() -> str:
+        h = hashlib.sha256()
+        body = storage.client.get_object(Bucket=storage.bucket, Key=full)["Body"]
+        try:
+            while chunk := body.read(MiB):
+                h.update(chunk)
+        finally:
+            body.close()
+        return h.hexdigest()
+
+    return storage.call(f"Read {key!r} back", read)
+
+
 def _norm_endpoint(url: str | None) -> str:
     if not url:
         return "aws"
