@@ -10,7 +10,6 @@ Milvus Backup keeps its backups by default). The restore tests need the physical
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
 import uuid
 from typing import Any
@@ -29,12 +28,6 @@ from airflow_milvus_backup.engine.storage_s3 import S3Storage
 from airflow_milvus_backup.engine.verify import verify_backup
 from tests.support.mb_real import VERSIONS, as_written_by, make_mb_backup
 from tests.support.mbfixtures import sample_info
-
-try:
-    importlib.import_module("airflow_milvus_backup.engine.physical.restore")
-    HAS_PHYSICAL_RESTORE = True
-except ImportError:
-    HAS_PHYSICAL_RESTORE = False
 
 NAMES = {mbwrite.CURRENT: "mb_current", mbwrite.V05: "mb_v05", mbwrite.V04: "mb_v04"}
 DIM = 8
@@ -201,19 +194,14 @@ def test_make_mb_backup_rewrites_a_backup_in_place(real: Any) -> None:
 
 
 @pytest.mark.milvus235
-@pytest.mark.skipif(not HAS_PHYSICAL_RESTORE, reason="needs engine/physical/restore.py (physical restore)")
 @pytest.mark.parametrize("version", VERSIONS)
 def test_restore_of_each_version_gives_every_row_back(real: Any, version: str) -> None:
     from airflow_milvus_backup.engine.restore import RestoreEngine
 
     client, target = real["client"], f"{real['coll']}_r"
     try:
-        report = RestoreEngine(real["storage"]).restore(
-            real["params"],
-            NAMES[version],
-            collection_suffix="_r",
-            milvus_storage=real["milvus_storage"],
-        )
+        engine = RestoreEngine(real["storage"], milvus_storage=real["milvus_storage"])
+        report = engine.restore(real["params"], NAMES[version], collection_suffix="_r")
         assert report["state"] == "success", report
         client.load_collection(target)
         assert sorted(client.list_partitions(target)) == sorted(client.list_partitions(real["coll"]))
