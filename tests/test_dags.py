@@ -51,7 +51,7 @@ def test_every_example_dag_imports_without_errors() -> None:
         "restore_index",
         "method",
     }
-    assert params.get_param("method").schema["enum"] == ["auto", "insert", "bulk_import"]
+    assert params.get_param("method").schema["enum"] == ["auto", "insert", "bulk_import", "binlog_import"]
     # Every task that opens Milvus shares one pool: one task at a time on a Milvus Lite file.
     tasks = [(dag_id, t) for dag_id in EXAMPLE_DAGS for t in bag.dags[dag_id].tasks]
     in_pool = {(dag_id, t.task_id) for dag_id, t in tasks if t.pool == "milvus_lite"}

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.arrow import arrow_schema, result_to_table, table_to_rows
 from airflow_milvus_backup.engine.client import MilvusParams, connect, milvus_errors
@@ -85,8 +84,12 @@ def verify_restore(
     :param tmp_dir: where data files are downloaded.
     :param logger: where the summary goes.
     """
+    from airflow_milvus_backup.engine.physical import restore as physical_restore
+    from airflow_milvus_backup.engine.physical import restore_meta as physical_meta
+
     lg = logger or log
-    manifest = mf.load_manifest(storage, backup_name)
+    # ours (logical), or a physical backup's meta read as one (its data are binlogs: compared with the source)
+    manifest = physical_restore.load_manifest(storage, backup_name)
     by_source = {c.qualified_name: c for c in manifest.collections}
     pairs, meta_only = _pairs(mapping)
     report: dict[str, Any] = {"backup_name": backup_name, "ok": True, "collections": [], "errors": []}
@@ -123,6 +126,7 @@ def verify_restore(
                         sample_searches,
                         top_k,
                         source_milvus,
+                        physical=physical_meta.is_physical(manifest),
                     )
                 )
         except MilvusBackupError:
@@ -210,7 +214,10 @@ def _verify_collection(chk: CollectionCheck) -> dict[str, Any]:
         if not was_loaded:
             client.load_collection(tname)
         try:
-            _compare_data(client, chk, res)
+            if chk.meta_only or not chk.physical:
+                _compare_data(client, chk, res)
+            else:
+                _compare_with_source(client, chk, res)
             res["search_overlap"], res["search_note"] = None, None
             if chk.sample_searches > 0 and not chk.meta_only:
                 compare_searches(client, chk, res)
@@ -223,6 +230,61 @@ def _verify_collection(chk: CollectionCheck) -> dict[str, Any]:
         return res
     finally:
         client.close()
+
+
+def _compare_with_source(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any]) -> None:
+    """Compare a collection restored from a physical backup with its source collection, per partition.
+
+    A physical backup holds Milvus' binlogs, not rows this package could read: the restored rows are compared,
+    by row digests, with the source collection as it is now (``source_milvus``, else the target Milvus). A
+    source written since the backup shows as a difference, named as such.
+    """
+    meta = chk.meta
+    fields = exported_fields(meta)
+    all_names = {f["name"] for f in meta.fields}
+    dynamic = meta.enable_dynamic_field
+    pk, pk_type = primary_field(meta)["name"], str(primary_field(meta)["type"])
+    out = ["*"] if dynamic else [f["name"] for f in fields]
+    partition_key = any(f.get("is_partition_key") for f in meta.fields)
+    parts: list[str | None] = [None]
+    if not partition_key:
+        parts = [*sorted({p.partition for p in meta.data if p.partition is not None})] or [None]
+    sdb, sname = split_qualified(meta.qualified_name, DEFAULT_DB)
+    source = connect(replace(chk.source_milvus or chk.milvus, db_name=sdb))
+    try:
+        if not source.has_collection(sname):
+            res.update(rows_expected=None, rows_found=_count(client, chk.tname, pk, pk_type, None))
+            res.update(data_equal=False, mismatches=[], missing=[], compared_with="nothing")
+            res["error"] = (
+                f"{chk.target}: restored from a physical backup, whose rows can only be compared with the "
+                f"source collection {meta.qualified_name}, which no longer exists; pass source_milvus if it "
+                "is elsewhere"
+            )
+            return
+        reports, expected, found, equal = [], 0, 0, True
+        for pname in parts:
+            want: Counter[str] = Counter(
+                row_digest(r, fields, all_names, dynamic, json_as_float=True)
+                for r in _iter_rows(source, sname, pk, pk_type, out, pname)
+            )
+            got: Counter[str] = Counter(
+                row_digest(r, fields, all_names, dynamic, json_as_float=True)
+                for r in _iter_rows(client, chk.tname, pk, pk_type, out, pname)
+            )
+            n_want, n_got = sum(want.values()), sum(got.values())
+            expected, found, equal = expected + n_want, found + n_got, equal and want == got
+            reports.append({"partition": pname or "(all)", "rows_expected": n_want, "rows_found": n_got})
+    finally:
+        source.close()
+    res.update(
+        rows_expected=expected,
+        rows_found=found,
+        partitions=reports,
+        data_equal=equal,
+        mismatches=[] if equal else ["rows differ from the source collection (written since the backup?)"],
+        missing=[],
+        compared_with=f"source collection {meta.qualified_name} now",
+    )
 
 
 def _compare_data(client: MilvusClient, chk: CollectionCheck, res: dict[str, Any]) -> None:

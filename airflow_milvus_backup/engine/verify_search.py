@@ -90,6 +90,8 @@ class CollectionCheck:
     sample_searches: int
     top_k: int
     source_milvus: MilvusParams | None
+    #: the backup is physical (binlogs): its rows are compared with the source collection
+    physical: bool = False
 
     @property
     def target(self) -> str:
@@ -144,7 +146,11 @@ def compare_searches(client: MilvusClient, chk: CollectionCheck, res: dict[str, 
             res["search_note"] = "skipped: no vector field has the same index on the source and the target"
             return
         fname, idx = chosen
-        vectors = _sample_vectors(chk.storage, chk.backup, meta, fname, chk.sample_searches, chk.tmp_dir)
+        if chk.physical:  # binlogs, no rows to read: the query vectors are the source's first rows'
+            got = src.query(sname, filter="", output_fields=[fname], limit=max(1, chk.sample_searches))
+            vectors = [r[fname] for r in got][: chk.sample_searches]
+        else:
+            vectors = _sample_vectors(chk.storage, chk.backup, meta, fname, chk.sample_searches, chk.tmp_dir)
         if not vectors:
             res["search_note"] = "skipped: the backup has no vectors to search with"
             return
