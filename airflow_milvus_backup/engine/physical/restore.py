@@ -299,11 +299,7 @@ def poll_jobs(
     """Check every running import job once; return whether all are done. A failed job raises."""
     all_done = True
     for t in plan.targets:
-        running = {
-            k: fs
-            for k, fs in status.of(t).files.items()
-            if fs.state in (FileState.IMPORTING, FileState.SUBMITTING)
-        }
+        running = status.importing(t)
         if not running:
             continue
         c = client_for(milvus, t.db)

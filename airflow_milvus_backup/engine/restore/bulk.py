@@ -112,11 +112,7 @@ def poll_jobs(
 
     all_done = True
     for t in plan.targets:
-        running = {
-            k: fs
-            for k, fs in status.of(t).files.items()
-            if fs.state in (FileState.IMPORTING, FileState.SUBMITTING)
-        }
+        running = status.importing(t)
         if not running:
             continue
         with orm(ctx, milvus, t.db) as alias, warnings.catch_warnings():

@@ -137,6 +137,14 @@ class Status:
         """Return the status of a target (a plan's target, or ``db.collection``)."""
         return self.doc.of(t if isinstance(t, str) else t.target)
 
+    def importing(self, t: Target) -> dict[str, FileStatus]:
+        """Return a target's files whose import job is being submitted or runs, by key."""
+        return {
+            k: fs
+            for k, fs in self.of(t).files.items()
+            if fs.state in (FileState.IMPORTING, FileState.SUBMITTING)
+        }
+
     def json(self) -> dict[str, Any]:
         """Return the status as stored (with the lease's keys)."""
         return self.lease.document()
