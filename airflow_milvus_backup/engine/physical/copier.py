@@ -23,15 +23,11 @@ outside ``dest_prefix`` and nothing is read outside Milvus' root path.
 from __future__ import annotations
 
 import functools
-import io
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
 from airflow_milvus_backup.engine.errors import (
@@ -61,6 +57,11 @@ from airflow_milvus_backup.engine.physical.copy_model import (
     same_endpoint,
     sha256_hex_from_checksum,
 )
+from airflow_milvus_backup.engine.physical.copy_stream import (
+    abort_upload,
+    spool_to_storage,
+    upload_stream,
+)
 from airflow_milvus_backup.engine.progress import human_bytes
 from airflow_milvus_backup.engine.storage_base import Storage, validate_key
 from airflow_milvus_backup.engine.storage_s3 import S3Storage
@@ -71,14 +72,6 @@ T = TypeVar("T")
 
 class _PartCopyUnsupported(Exception):
     """The server answered an UploadPartCopy without an ETag: it cannot copy parts."""
-
-
-def _once(storage: S3Storage, what: str, fn: Callable[[], T]) -> T:
-    """Run one client call with no retry of its own, its failure typed (the whole stream is retried)."""
-    try:
-        return fn()
-    except Exception as e:  # noqa: BLE001 - translated into the typed hierarchy
-        raise storage.translate(e, what) from e
 
 
 # ------------------------------------------------------------------------------------------------- copier
@@ -316,19 +309,13 @@ class BinlogCopier:
                 ),
             )
         except BaseException:
-            self._abort(dest, key, upload_id)
+            abort_upload(dest, key, upload_id)
             raise
         etag = self._check_dest(
             item, size, multipart_etag(md5s), src_etag if is_simple_etag(src_etag) else None
         )
         sha = read_back_sha256(self._s3_dest(), item.dest_key) if self.options.hash_server_copies else None
         return CopyResult(item.source_key, item.dest_key, size, etag, sha, None, CopyMethod.MULTIPART.value)
-
-    def _abort(self, dest: S3Storage, key: str, upload_id: str) -> None:
-        try:
-            dest.client.abort_multipart_upload(Bucket=dest.bucket, Key=key, UploadId=upload_id)
-        except Exception as e:  # noqa: BLE001 - best effort; the first failure is the one reported
-            self.log.warning("Could not abort the multipart upload of %s: %s", key, type(e).__name__)
 
     def _s3_dest(self) -> S3Storage:
         assert isinstance(self.dest, S3Storage)
@@ -394,77 +381,17 @@ class BinlogCopier:
 
     def _stream_to_s3(self, item: CopyItem, reader: HashingReader) -> str:
         dest = self._s3_dest()
-        key = dest.full_key(item.dest_key)
         what = f"Upload {item.dest_key!r}"
-        part = self.options.stream_part_size
-        once = functools.partial(_once, dest)
-        data, md5 = reader.read_part(part)
-        if len(data) < part:  # the whole object fits one part: one PUT
-            once(
-                what,
-                lambda: dest.client.put_object(Bucket=dest.bucket, Key=key, Body=data, **dest.extra_args()),
-            )
-            return self._check_dest(item, reader.size, md5.hex())
-        up = once(
-            what,
-            lambda: dest.client.create_multipart_upload(Bucket=dest.bucket, Key=key, **dest.extra_args()),
+        first, md5s = upload_stream(
+            dest, dest.full_key(item.dest_key), reader, self.options.stream_part_size, what
         )
-        upload_id = up["UploadId"]
-        parts: list[dict[str, Any]] = []
-        md5s: list[bytes] = []
-        try:
-            while data:
-                number = len(parts) + 1
-                held = [data]  # emptied after the call: retry state and botocore may keep the call alive
-                del data
-                resp = once(what, functools.partial(self._upload_part, dest, key, upload_id, number, held))
-                held.clear()
-                parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-                md5s.append(md5)
-                data, md5 = reader.read_part(part)
-            once(
-                what,
-                lambda: dest.client.complete_multipart_upload(
-                    Bucket=dest.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                ),
-            )
-        except BaseException:
-            self._abort(dest, key, upload_id)
-            raise
+        if md5s is None:
+            return self._check_dest(item, reader.size, first.hex())
         return self._check_dest(item, reader.size, multipart_etag(md5s), reader.md5.hexdigest())
-
-    @staticmethod
-    def _upload_part(dest: S3Storage, key: str, upload_id: str, number: int, held: list[bytes]) -> Any:
-        body = io.BytesIO(held[0])
-        try:
-            return dest.client.upload_part(
-                Bucket=dest.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
-            )
-        finally:
-            body.close()
 
     def _stream_to_file(self, item: CopyItem, reader: HashingReader) -> str:
         """Spool to a temporary file (bounded memory), then store it: the destination is no S3 storage."""
-        fd, tmp = tempfile.mkstemp(prefix="milvus-backup-copy-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                while True:
-                    data, _ = reader.read_part(self.options.stream_part_size)
-                    if not data:
-                        break
-                    fh.write(data)
-            self.dest.put_file(item.dest_key, Path(tmp))
-        finally:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-        stored = next((o for o in self.dest.list(item.dest_key) if o.key == item.dest_key), None)
-        if stored is None or stored.size != reader.size:
-            raise CopyIntegrityError(
-                f"The copy {self.dest.description}/{item.dest_key} is "
-                f"{'missing' if stored is None else f'{stored.size} bytes'}, expected {reader.size}."
-            )
+        spool_to_storage(self.dest, item.dest_key, reader, self.options.stream_part_size)
         return reader.md5.hexdigest()
 
 
