@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_milvus_backup.engine import manifest as mf
 from airflow_milvus_backup.engine.physical import importer
+from airflow_milvus_backup.engine.physical.mbrbac import snapshot_from_rbac_meta
 from airflow_milvus_backup.engine.physical.mbschema import ConsistencyLevel, DataType, FunctionType, kv_dict
 
 if TYPE_CHECKING:
@@ -186,6 +187,12 @@ def as_manifest(name: str, info: BackupInfo, sidecar: Sidecar | None, kind: str)
     """
     databases = {d.db_name or "default": kv_dict(d.properties) for d in info.database_backups}
     collections = tuple(collection_entry(name, c) for c in info.collection_backups)
+    # users, roles and grants of a backup made with rbac=True, for a restore with rbac=True (no passwords)
+    rbac = None
+    if info.rbac_meta is not None:
+        snap = snapshot_from_rbac_meta(info.rbac_meta)
+        if snap.users or snap.roles or snap.grants or snap.privilege_groups:
+            rbac = snap.to_manifest()
     return mf.Manifest(
         name=name,
         id=info.id or (sidecar.id if sidecar is not None else name),
@@ -195,6 +202,7 @@ def as_manifest(name: str, info: BackupInfo, sidecar: Sidecar | None, kind: str)
         producer=sidecar.producer if sidecar is not None else None,
         totals=mf.Totals.of(collections),
         collections=collections,
+        rbac=rbac,
     )
 
 
