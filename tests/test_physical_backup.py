@@ -28,10 +28,11 @@ from airflow_milvus_backup.engine.errors import InvalidArgumentError, StorageErr
 from airflow_milvus_backup.engine.physical import layout, mbread, sidecar
 from airflow_milvus_backup.engine.physical import mbmodel as mb
 from airflow_milvus_backup.engine.physical import segments as sg
-from airflow_milvus_backup.engine.physical.backup import PhysicalOptions, choose_mode
+from airflow_milvus_backup.engine.physical.backup import PhysicalOptions
 from airflow_milvus_backup.engine.physical.describe import with_dynamic_field
 from airflow_milvus_backup.engine.physical.digests import checksum_dict
 from airflow_milvus_backup.engine.physical.milvus_storage import StorageCheck, open_milvus_bucket
+from airflow_milvus_backup.engine.physical.mode import choose_mode
 from airflow_milvus_backup.engine.storage_base import ObjectInfo
 from airflow_milvus_backup.engine.storage_s3 import S3Storage
 

@@ -41,10 +41,8 @@ from airflow_milvus_backup.engine.errors import (
 from airflow_milvus_backup.engine.export import (
     ExportSettings,
     PartitionExport,
-    use_database,
     warn_if_rows_missing,
 )
-from airflow_milvus_backup.engine.failures import is_permission_denied
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     check_not_empty,
@@ -54,6 +52,7 @@ from airflow_milvus_backup.engine.names import (
 from airflow_milvus_backup.engine.progress import Progress, ProgressCallback, human_bytes
 from airflow_milvus_backup.engine.rbac_server import capture_for_backup, rbac_counts
 from airflow_milvus_backup.engine.schema import capture_collection
+from airflow_milvus_backup.engine.server_api import use_database
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -145,6 +144,7 @@ class BackupEngine:
             anything is written. A physical backup stores them as Milvus Backup does (``rbac_meta``).
         """
         from airflow_milvus_backup.engine.physical import backup as physical_backup
+        from airflow_milvus_backup.engine.physical import mode as physical_mode
 
         name = validate_backup_name(backup_name)
         if isinstance(collection_names, str):
@@ -158,10 +158,12 @@ class BackupEngine:
                 server_version = version_of(client, milvus.address)
                 # first: a user who may not read RBAC is told so, whatever else it may not do
                 rbac_doc = capture_for_backup(client, milvus, name, server_version) if rbac else None
-                available = self._available(client, milvus, db_name, collection_names)
+                available = server_api.collections_by_database(
+                    client, milvus, db_name, collection_names, self.log
+                )
                 selection = select_collections(collection_names, available, db_name)
                 check_not_empty(selection, db_name, f"Milvus at {milvus.address}", allow_empty=allow_empty)
-            mode = physical_backup.resolve_mode(mode, milvus, milvus_storage, self.log)
+            mode = physical_mode.resolve_mode(mode, milvus, milvus_storage, self.log)
             lock = self._acquire(name, overwrite)
             try:
                 # written first (after the lock): from now on the folder is ours, even if this run dies
@@ -188,29 +190,6 @@ class BackupEngine:
         finally:
             client.close()
         return summary
-
-    def _available(
-        self, client: MilvusClient, milvus: MilvusParams, db_name: str, requested: Iterable[str] | None
-    ) -> dict[str, list[str]]:
-        dbs = {db_name}
-        for item in requested or []:
-            if isinstance(item, str) and "." in item:
-                dbs.add(item.split(".", 1)[0])
-        try:
-            known = set(server_api.list_databases(client, milvus.address))
-        except Exception as e:
-            if not is_permission_denied(e):
-                raise
-            # a user without ListDatabases (Milvus 2.3+ RBAC) may still read its collections: the databases
-            # asked for are tried as they are; one that does not exist fails on use_database, named
-            self.log.info("Milvus did not let the user list databases: reading %s as asked", sorted(dbs))
-            known = dbs
-        out: dict[str, list[str]] = {}
-        for db in sorted(dbs & known):
-            use_database(client, db)
-            out[db] = list(client.list_collections())
-        use_database(client, milvus.db_name or DEFAULT_DB)
-        return out
 
     def _acquire(self, name: str, overwrite: bool) -> leases.Lease:
         """Take the backup's lock, or raise: exactly one of two concurrent writers proceeds."""
@@ -304,7 +283,7 @@ class BackupEngine:
             for db, coll in selection:
                 use_database(client, db)
                 if db not in db_props:
-                    db_props[db] = self._db_properties(client, db, server_version, milvus.is_lite)
+                    db_props[db] = server_api.database_properties(client, db, server_version, milvus.is_lite)
                 meta = capture_collection(client, coll, db, milvus.address)
                 stats_rows.append(int(client.get_collection_stats(coll).get("row_count", 0)))
                 metas.append(meta)
@@ -441,18 +420,6 @@ class BackupEngine:
         )
         with milvus_errors(milvus, what):
             return job.run()
-
-    def _db_properties(self, client: MilvusClient, db: str, version: str, lite: bool) -> dict[str, Any]:
-        from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
-
-        if not ServerInfo.detect(version, lite).at_least(2, 4):
-            return {}  # no DescribeDatabase before 2.4: calling it logs pymilvus' RPC error
-        try:
-            d = dict(client.describe_database(db))
-        except Exception:  # noqa: BLE001 - not implemented before Milvus 2.4.x
-            return {}
-        d.pop("name", None)
-        return {str(k): str(v) for k, v in d.items()}
 
     # ------------------------------------------------------------------------------ list/get/latest/delete
     def list(self) -> list[dict[str, Any]]:

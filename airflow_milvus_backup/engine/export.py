@@ -25,10 +25,10 @@ from airflow_milvus_backup.engine.arrow import (
     rows_to_table,
 )
 from airflow_milvus_backup.engine.failures import is_permission_denied
-from airflow_milvus_backup.engine.names import DEFAULT_DB
 from airflow_milvus_backup.engine.paging import pk_pages
 from airflow_milvus_backup.engine.pymilvus_logs import used_client_side_ts
 from airflow_milvus_backup.engine.schema import exported_fields, primary_field
+from airflow_milvus_backup.engine.server_api import use_database
 from airflow_milvus_backup.engine.storage import file_sha256
 
 log = logging.getLogger("airflow_milvus_backup.engine.backup")
@@ -51,24 +51,6 @@ class ExportSettings:
     queue_depth: int
     zstd_level: int
     tmp_dir: str | None
-
-
-def use_database(client: MilvusClient, db: str) -> None:
-    """Switch ``client`` to database ``db``.
-
-    pymilvus' ``use_database`` first calls DescribeDatabase, which Milvus before 2.4 does not implement. The
-    callers only switch to databases the server listed, so there the switch is made without that check.
-    """
-    config = getattr(client, "_config", None)
-    if (getattr(config, "db_name", None) or DEFAULT_DB) == db:
-        return
-    try:
-        client.use_database(db)
-    except Exception as e:
-        text = str(e).lower()
-        if config is None or ("unimplemented" not in text and "describedatabase" not in text):
-            raise
-        config.db_name = db
 
 
 def _row_bytes_estimate(fields: list[dict[str, Any]]) -> int:

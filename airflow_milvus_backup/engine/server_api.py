@@ -25,12 +25,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from airflow_milvus_backup.engine.failures import FailureKind, causes, classify, grpc_status_name
+from airflow_milvus_backup.engine.failures import (
+    FailureKind,
+    causes,
+    classify,
+    grpc_status_name,
+    is_permission_denied,
+)
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
+
+    from airflow_milvus_backup.engine.client import MilvusParams
 
 log = logging.getLogger(__name__)
 
@@ -198,3 +206,68 @@ def rejects_filter(exc: BaseException) -> bool:
     :param exc: what pymilvus raised.
     """
     return any("Invalid expr" in str(getattr(e, "message", None) or e) for e in causes(exc))
+
+
+# ------------------------------------------------------------------------------------ databases
+def use_database(client: MilvusClient, db: str) -> None:
+    """Switch ``client`` to database ``db``.
+
+    pymilvus' ``use_database`` first calls DescribeDatabase, which Milvus before 2.4 does not implement. The
+    callers only switch to databases the server listed, so there the switch is made without that check.
+    """
+    config = getattr(client, "_config", None)
+    if (getattr(config, "db_name", None) or _DEFAULT_DB) == db:
+        return
+    try:
+        client.use_database(db)
+    except Exception as e:
+        text = str(e).lower()
+        if config is None or ("unimplemented" not in text and "describedatabase" not in text):
+            raise
+        config.db_name = db
+
+
+def collections_by_database(
+    client: MilvusClient,
+    milvus: MilvusParams,
+    db_name: str,
+    requested: Iterable[Any] | None,
+    logger: logging.Logger,
+) -> dict[str, list[str]]:
+    """Return the collections of ``db_name`` and of every database a ``db.collection`` in ``requested`` names.
+
+    A user without ListDatabases (Milvus 2.3+ RBAC) may still read its collections: the databases asked for
+    are then tried as they are (one that does not exist fails on :func:`use_database`, named). The client is
+    switched back to the connection's database.
+    """
+    dbs = {db_name}
+    for item in requested or []:
+        if isinstance(item, str) and "." in item:
+            dbs.add(item.split(".", 1)[0])
+    try:
+        known = set(list_databases(client, milvus.address))
+    except Exception as e:
+        if not is_permission_denied(e):
+            raise
+        logger.info("Milvus did not let the user list databases: reading %s as asked", sorted(dbs))
+        known = dbs
+    out: dict[str, list[str]] = {}
+    for db in sorted(dbs & known):
+        use_database(client, db)
+        out[db] = list(client.list_collections())
+    use_database(client, milvus.db_name or _DEFAULT_DB)
+    return out
+
+
+def database_properties(client: MilvusClient, db: str, version: str, lite: bool) -> dict[str, Any]:
+    """Return a database's properties (``{}`` before Milvus 2.4, which has no DescribeDatabase)."""
+    from airflow_milvus_backup.engine.restore.capabilities import ServerInfo
+
+    if not ServerInfo.detect(version, lite).at_least(2, 4):
+        return {}  # no DescribeDatabase before 2.4: calling it logs pymilvus' RPC error
+    try:
+        d = dict(client.describe_database(db))
+    except Exception:  # noqa: BLE001 - not implemented before Milvus 2.4.x
+        return {}
+    d.pop("name", None)
+    return {str(k): str(v) for k, v in d.items()}
