@@ -1,6 +1,6 @@
 """Physical restore vs a bare sequence of ``do_bulk_insert(backup=true)`` calls, on Milvus 2.3.5 (issue 10).
 
-    .venv/bin/python bench/physical_restore.py [N ...] [--partitions P] [--segments S]
+    .venv/bin/python bench/physical_restore.py [N ...] [--partitions P] [--segments S] [--poll-interval X ...]
     # sizes in rows of 768-d vectors, default 100_000 300_000; P partitions (default 3), each flushed S times
     # (default 2) so that it holds S segments: P x S import units
 
@@ -11,7 +11,7 @@ the same run and on the same backup:
 
 * **ours**: ``RestoreEngine(storage, milvus_storage=...).restore(params, name, collection_suffix=...)``, end
   to end (plan, create the collection, check the binlogs, submit every import job, poll them, index, load,
-  count per partition), with the engine's default ``poll_interval``;
+  count per partition), with the engine's default ``poll_interval`` (or each ``--poll-interval`` given);
 * **bare**: a new collection with the same schema and partitions, the same units imported one after the
   other with ``utility.do_bulk_insert(collection, files=[insert_dir, delta_dir or ""],
   partition_name=..., backup="true")``, each polled every 50 ms until completed, then the same FLAT index,
@@ -105,26 +105,33 @@ class JobWatch:
                     rec.setdefault("running", now)
                     rec.setdefault("done", now)
 
-    def overlap(self) -> int:
-        """Return the most jobs seen running at the same time."""
+    def finish(self, t0: float) -> dict[str, Any]:
+        """Stop; return the most jobs seen running at once and when (after ``t0``) the first and last ran."""
         self.stop.set()
         self.thread.join()
         self.client.close()
         spans = [(r["running"], r.get("done", float("inf"))) for r in self.seen.values() if "running" in r]
-        return max((sum(1 for a, b in spans if a <= t < b) for t, _ in spans), default=0)
+        return {
+            "overlap": max((sum(1 for a, b in spans if a <= t < b) for t, _ in spans), default=0),
+            "first_running_at": min((a for a, _ in spans), default=t0) - t0,
+            "last_done_at": max((b for _, b in spans), default=t0) - t0,
+        }
 
 
-def ours(milvus: Any, storage: Any, ms: Any, name: str, suffix: str, source: str) -> dict[str, Any]:
+def ours(
+    milvus: Any, storage: Any, ms: Any, name: str, suffix: str, source: str, poll: float | None
+) -> dict[str, Any]:
     from airflow_milvus_backup.engine.client import MilvusParams
     from airflow_milvus_backup.engine.restore import RestoreEngine
 
     watch = JobWatch(milvus.uri, source + suffix)
     t0 = time.monotonic()
-    report = RestoreEngine(storage, milvus_storage=ms).restore(
+    kw = {} if poll is None else {"poll_interval": poll}
+    report = RestoreEngine(storage, milvus_storage=ms, **kw).restore(
         MilvusParams(uri=milvus.uri), name, collection_suffix=suffix
     )
     seconds = time.monotonic() - t0
-    return {"seconds": seconds, "overlap": watch.overlap(), "state": report.get("state")}
+    return {"seconds": seconds, **watch.finish(t0), "state": report.get("state")}
 
 
 def bare(milvus: Any, storage: Any, name: str, target: str, parts: list[str]) -> dict[str, Any]:
@@ -166,7 +173,7 @@ def bare(milvus: Any, storage: Any, name: str, target: str, parts: list[str]) ->
     return {"seconds": t3 - t0, "imports_seconds": t2 - t1, "create_seconds": t1 - t0, "rows": count}
 
 
-def main(sizes: list[int], partitions: int, segments: int) -> None:
+def main(sizes: list[int], partitions: int, segments: int, polls: list[float | None]) -> None:
     import numpy as np
     from pymilvus import MilvusClient
 
@@ -194,21 +201,27 @@ def main(sizes: list[int], partitions: int, segments: int) -> None:
             took = time.monotonic() - t0
             print(f"{n:,} rows inserted, flushed and backed up ({units} units) in {took:.1f} s", flush=True)
             # ours first: a warm-up would favour the second
-            o = ours(milvus, storage, ms, name, f"_r{n}", "bench")
+            runs = {p: ours(milvus, storage, ms, name, f"_r{i}_{n}", "bench", p) for i, p in enumerate(polls)}
             b = bare(milvus, storage, name, f"bare{n}", parts)
-            restored = int(client.get_collection_stats(f"bench_r{n}")["row_count"])
-            if b["rows"] != n or restored != n:
-                sys.exit(f"rows: bare {b['rows']}, ours {restored}, want {n}")
-            line = (
-                f"{n:>9,} rows  {units:3d} units  ours {o['seconds']:7.2f} s  bare {b['seconds']:7.2f} s "
-                f"(imports alone {b['imports_seconds']:7.2f} s)  ratio {o['seconds'] / b['seconds']:.3f}  "
-                f"jobs seen running at once: {o['overlap']}"
-            )
-            lines.append(line)
-            print(line, flush=True)
-            print(json.dumps({"rows": n, "units": units, "ours": o, "bare": b}), flush=True)
-            for c in (f"bare{n}", f"bench_r{n}"):
-                client.drop_collection(c)
+            if b["rows"] != n:
+                sys.exit(f"rows: bare {b['rows']}, want {n}")
+            for i, (p, o) in enumerate(runs.items()):
+                restored = int(client.get_collection_stats(f"bench_r{i}_{n}")["row_count"])
+                if restored != n:
+                    sys.exit(f"rows: ours {restored}, want {n}")
+                poll = "default" if p is None else p
+                line = (
+                    f"{n:>9,} rows  {units:3d} units  ours (poll_interval {poll}) {o['seconds']:7.2f} s  "
+                    f"bare {b['seconds']:7.2f} s (imports alone {b['imports_seconds']:7.2f} s)  "
+                    f"ratio {o['seconds'] / b['seconds']:.3f}  ours: jobs running "
+                    f"{o['first_running_at']:.1f}-{o['last_done_at']:.1f} s, "
+                    f"seen running at once: {o['overlap']}"
+                )
+                lines.append(line)
+                print(line, flush=True)
+                client.drop_collection(f"bench_r{i}_{n}")
+            print(json.dumps({"rows": n, "units": units, "ours": runs, "bare": b}), flush=True)
+            client.drop_collection(f"bare{n}")
         print("\n".join(lines))
 
 
@@ -225,5 +238,11 @@ if __name__ == "__main__":
     ap.add_argument("sizes", nargs="*", type=int, default=[100_000, 300_000])
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--segments", type=int, default=2)
+    ap.add_argument(
+        "--poll-interval",
+        type=float,
+        action="append",
+        help="run our restore with this poll_interval (repeatable; default: the engine's default only)",
+    )
     a = ap.parse_args()
-    main(a.sizes, a.partitions, a.segments)
+    main(a.sizes, a.partitions, a.segments, a.poll_interval or [None])
