@@ -1,11 +1,14 @@
 """The servers of the physical benches: a Milvus 2.3.5 whose binlogs live on an rclone S3 server.
 
-:func:`milvus235_on_s3` starts both in a fresh temporary directory and stops them on exit (``tests.support``
-servers, as the tests use them); :func:`insert_random` grows a collection with seeded random 768-d rows.
+:func:`milvus235_on_s3` starts both (``tests.support`` servers, as the tests use them) in a fresh temporary
+directory, and stops them and deletes it on exit; :func:`insert_random` grows a collection with seeded random
+768-d rows.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +24,10 @@ BATCH = 5000
 
 @contextmanager
 def milvus235_on_s3(prefix: str) -> Iterator[tuple[Any, Any]]:
-    """Yield ``(milvus, s3)``: a running ``Milvus235Server`` and its ``S3Server``; both stopped after."""
+    """Yield ``(milvus, s3)``: a running ``Milvus235Server`` and its ``S3Server``; both stopped after.
+
+    Their data (GBs at 300k+ rows) is deleted after they stop; ``BENCH_KEEP=1`` keeps it.
+    """
     from tests.support.milvus235 import Milvus235Server
     from tests.support.s3 import S3Server
 
@@ -35,6 +41,8 @@ def milvus235_on_s3(prefix: str) -> Iterator[tuple[Any, Any]]:
     finally:
         milvus.stop()
         s3.stop()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def insert_random(
