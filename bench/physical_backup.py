@@ -23,7 +23,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,8 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DIM = 768
-BATCH = 5000
+from bench._servers import DIM, insert_random, milvus235_on_s3  # noqa: E402
+
 MiB = 1 << 20
 
 
@@ -123,15 +122,7 @@ def main(sizes: list[int]) -> None:
     import numpy as np
     from pymilvus import DataType, MilvusClient
 
-    from tests.support.milvus235 import Milvus235Server
-    from tests.support.s3 import S3Server
-
-    base = Path(tempfile.mkdtemp(prefix="bench-physical-"))
-    s3 = S3Server(base / "s3")
-    milvus = Milvus235Server(base / "milvus", s3)
-    s3.start()
-    milvus.start()
-    try:
+    with milvus235_on_s3("bench-physical-") as (milvus, s3):
         client = MilvusClient(milvus.uri)
         schema = client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
@@ -155,10 +146,7 @@ def main(sizes: list[int]) -> None:
         lines = []
         for n in sorted(sizes):
             t0 = time.monotonic()
-            for start in range(have, n, BATCH):
-                rows = min(BATCH, n - start)
-                vecs = rng.random((rows, DIM), dtype=np.float32)
-                client.insert("bench", [{"id": start + i, "vec": vecs[i].tolist()} for i in range(rows)])
+            insert_random(client, "bench", have, n, rng)
             client.flush("bench")
             have = n
             print(f"{n:,} rows inserted and flushed in {time.monotonic() - t0:.1f} s", flush=True)
@@ -185,9 +173,6 @@ def main(sizes: list[int]) -> None:
                 print(lines[-1], flush=True)
             print(json.dumps({"rows": n, **out}), flush=True)
         print("\n".join(lines))
-    finally:
-        milvus.stop()
-        s3.stop()
 
 
 if __name__ == "__main__":
