@@ -43,6 +43,7 @@ from airflow_milvus_backup.engine.export import (
     PartitionExport,
     warn_if_rows_missing,
 )
+from airflow_milvus_backup.engine.export_loading import load_for_export, release
 from airflow_milvus_backup.engine.names import (
     DEFAULT_DB,
     check_not_empty,
@@ -302,7 +303,7 @@ class BackupEngine:
             zstd_level=self.zstd_level,
             tmp_dir=self.tmp_dir,
         )
-        loaded_here = self._load_for_export(client, milvus, name, metas)
+        loaded_here = load_for_export(client, milvus, name, metas, self.log)
         part_clients: list[MilvusClient] = []
         try:
             with (
@@ -327,7 +328,7 @@ class BackupEngine:
         finally:
             for c in part_clients:
                 c.close()
-            self._release(client, loaded_here)
+            release(client, loaded_here, self.log)
         entries = tuple(
             mf.CollectionEntry.captured(meta, stats_row_count=stats, data=parts_done)
             for meta, stats, parts_done in zip(metas, stats_rows, data, strict=True)
@@ -370,43 +371,6 @@ class BackupEngine:
             "storage": self.storage.description,
             **({"rbac": rbac_counts(rbac_doc)} if rbac_doc is not None else {}),
         }
-
-    def _load_for_export(
-        self, client: MilvusClient, milvus: MilvusParams, name: str, metas: list[dict[str, Any]]
-    ) -> list[tuple[str, str]]:
-        """Load the collections that are not loaded (``query_iterator`` needs it); return those loaded here.
-
-        A released collection (or one Milvus did not load again after a restart) would otherwise fail the
-        backup with "collection not loaded". Its captured ``load_state`` stays the original one, and it is
-        released again when the export ends.
-        """
-        loaded: list[tuple[str, str]] = []
-        try:
-            with milvus_errors(milvus, f"Backup {name!r}"):
-                for meta in metas:
-                    if meta.get("load_state") == "Loaded":
-                        continue
-                    use_database(client, meta["db_name"])
-                    self.log.info(
-                        "Loading %s.%s for the backup (it is %s; it is released again afterwards)",
-                        meta["db_name"],
-                        meta["name"],
-                        meta.get("load_state"),
-                    )
-                    client.load_collection(meta["name"])
-                    loaded.append((meta["db_name"], meta["name"]))
-        except BaseException:
-            self._release(client, loaded)
-            raise
-        return loaded
-
-    def _release(self, client: MilvusClient, loaded: list[tuple[str, str]]) -> None:
-        for db, coll in loaded:
-            try:
-                use_database(client, db)
-                client.release_collection(coll)
-            except Exception as e:  # noqa: BLE001 - the backup's own outcome matters more
-                self.log.warning("Could not release %s.%s after the backup: %s", db, coll, e)
 
     def _client_for(self, milvus: MilvusParams, db: str) -> MilvusClient:
         if (milvus.db_name or DEFAULT_DB) == db:

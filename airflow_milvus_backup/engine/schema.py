@@ -148,7 +148,7 @@ def capture_collection(client: MilvusClient, name: str, db_name: str, address: s
     except Exception as e:  # noqa: BLE001 - some servers do not list aliases per collection
         log.warning("Cannot list aliases of %s.%s: %s", db_name, name, e)
         aliases = []
-    load_state = client.get_load_state(name).get("state")
+    load_state = server_api.load_state(client, name)
     partitions = sorted(server_api.list_partitions(client, name, where))
     return {
         "db_name": db_name,
@@ -166,7 +166,7 @@ def capture_collection(client: MilvusClient, name: str, db_name: str, address: s
         "partitions": partitions,
         "indexes": indexes,
         "aliases": aliases,
-        "load_state": _dtype_name(load_state) if load_state is not None else None,
+        "load_state": load_state,
         "collection_id": d.get("collection_id"),
         "created_timestamp": d.get("created_timestamp"),
     }

@@ -208,6 +208,22 @@ def rejects_filter(exc: BaseException) -> bool:
     return any("Invalid expr" in str(getattr(e, "message", None) or e) for e in causes(exc))
 
 
+def load_state(client: MilvusClient, collection: str, partition: str = "") -> str:
+    """The load state of ``collection`` (or of its ``partition``): ``Loaded``, ``Loading``, ``NotLoad``.
+
+    pymilvus' ``MilvusClient.get_load_state`` also asks for the loading progress while a collection is
+    ``Loading``, and Milvus 2.3 guards that RPC with the Load privilege: a user who may only read a collection
+    failed a backup taken while it was still loading. This asks for the state alone.
+
+    :param client: a client on the collection's database.
+    :param collection: the collection's name.
+    :param partition: a partition's name, or empty for the whole collection.
+    """
+    conn = client._get_connection()  # noqa: SLF001 - the state without the progress call pymilvus adds
+    state = conn.get_load_state(collection, [partition] if partition else None)
+    return str(getattr(state, "name", state))
+
+
 # ------------------------------------------------------------------------------------ databases
 def use_database(client: MilvusClient, db: str) -> None:
     """Switch ``client`` to database ``db``.

@@ -19,6 +19,7 @@ import base64
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from airflow_milvus_backup.engine import server_api
 from airflow_milvus_backup.engine.physical import mbmodel as mb
 
 if TYPE_CHECKING:
@@ -182,6 +183,5 @@ def _partition_states(client: MilvusClient, collection: str, state: str, names: 
         return dict.fromkeys(names, state)
     out = {}
     for name in names:
-        got = client.get_load_state(collection, partition_name=name).get("state")
-        out[name] = LOAD_STATES.get(getattr(got, "name", str(got)), "NotLoad")
+        out[name] = LOAD_STATES.get(server_api.load_state(client, collection, name), "NotLoad")
     return out
