@@ -10,9 +10,11 @@ every 20 ms during ``create`` (``ru_maxrss`` is printed too, but it is the impor
 one line per size and mode: seconds of ``BackupEngine.create``, Milvus' CPU seconds during it (user+system
 of the ``milvus`` process, psutil), the S3 server's CPU seconds (rclone: where a server-side copy's work is
 done), the RSS, and the ratio logical/physical. ``BENCH_LOG=1`` shows the backups' logs, ``BENCH_PROFILE=1``
-a cProfile of each. The physical backup runs with the defaults (every copy checked by size
-and ETag, the SHA-256 of every copy in the sidecar: rclone computes no S3 checksum, so each copy is read back
-once), then with ``hash_server_copies=False`` (ETag and size only) to show what the read-back costs.
+a cProfile of each. The physical backup runs with the defaults (every copy checked by size and ETag;
+rclone computes no S3 checksum, so the sidecar records each single-part copy's MD5 ETag, equal to its
+source's, and reads nothing back), then with ``etag_md5=False`` (each copy read back once for its SHA-256,
+the default before) to show what the read-back costs. The line of each physical backup counts the digests its
+sidecar records for the binlogs, by the kind ``verify_backup`` checks.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     physical = None
     if spec["mode"] == "physical":
-        physical = PhysicalOptions(copy=CopyOptions(hash_server_copies=spec["sha256"]))
+        physical = PhysicalOptions(copy=CopyOptions(hash_server_copies=True, etag_md5=not spec["sha256"]))
     engine = BackupEngine(S3Storage(client(), spec["bucket"], "backup"))
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s", stream=sys.stderr
@@ -95,6 +97,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     done.set()
     sampler.join()
     return {
+        "digests": _digest_kinds(engine.storage, spec["name"]) if physical else {},
         "seconds": seconds,
         "rss_during_mib": peak[0] / MiB,
         "milvus_cpu": _cpu(spec["milvus_pid"]) - cpu0,
@@ -105,6 +108,19 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "rows": summary.get("rows"),
         "bytes": summary.get("bytes"),
     }
+
+
+def _digest_kinds(storage: Any, name: str) -> dict[str, int]:
+    """Count the binlogs of backup ``name`` by the digest its sidecar records for them."""
+    from airflow_milvus_backup.engine.physical.sidecar import expected_digest, read_sidecar
+
+    sidecar = read_sidecar(storage, name)
+    out: dict[str, int] = {}
+    for o in sidecar.objects if sidecar else ():
+        if o.key.startswith("binlogs/"):
+            kind = (expected_digest(o) or ("size only",))[0]
+            out[kind] = out.get(kind, 0) + 1
+    return out
 
 
 def run_child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -152,22 +168,23 @@ def main(sizes: list[int]) -> None:
             print(f"{n:,} rows inserted and flushed in {time.monotonic() - t0:.1f} s", flush=True)
             out: dict[str, dict[str, Any]] = {}
             for label, mode, sha in (
-                ("logical", "logical", True),
-                ("physical", "physical", True),
-                ("physical-etag-only", "physical", False),
+                ("logical", "logical", False),
+                ("physical", "physical", False),
+                ("physical-sha256-back", "physical", True),
             ):
                 out[label] = run_child(
                     {**spec, "name": f"b{n}_{label.replace('-', '_')}", "mode": mode, "sha256": sha}
                 )
                 r = out[label]
                 line = (
-                    f"{label:18s} {n:>9,} rows  {r['seconds']:8.2f} s  Milvus CPU {r['milvus_cpu']:7.2f} s  "
+                    f"{label:20s} {n:>9,} rows  {r['seconds']:8.2f} s  Milvus CPU {r['milvus_cpu']:7.2f} s  "
                     f"S3 server CPU {r['s3_cpu']:7.2f} s  RSS during it {r['rss_during_mib']:6.1f} MiB "
                     f"(ru_maxrss {r['peak_rss_mib']:.1f}, at its start {r['rss_start_mib']:.1f})"
+                    + (f"  digests {r['digests']}" if r["digests"] else "")
                 )
                 lines.append(line)
                 print(line, flush=True)
-            for label in ("physical", "physical-etag-only"):
+            for label in ("physical", "physical-sha256-back"):
                 ratio = out["logical"]["seconds"] / out[label]["seconds"]
                 lines.append(f"ratio logical/{label} at {n:,} rows: {ratio:.1f}x")
                 print(lines[-1], flush=True)

@@ -35,6 +35,7 @@ from airflow_milvus_backup.engine.physical.milvus_storage import StorageCheck, o
 from airflow_milvus_backup.engine.physical.mode import choose_mode
 from airflow_milvus_backup.engine.storage_base import ObjectInfo
 from airflow_milvus_backup.engine.storage_s3 import S3Storage
+from airflow_milvus_backup.engine.verify import verify_backup
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SEG = sg.SegmentRef(segment_id=7, collection_id=1, partition_id=2, num_rows=10, state="Flushed")
@@ -259,12 +260,24 @@ def test_physical_backup_in_milvus_backups_format(env: Any) -> None:
     assert {b.key for b in expected} == set(listed)
     for b in expected:
         assert listed[b.key] == b.size
-        assert digests[sidecar.relative_key("nightly", b.key)].sha256 == _sha(storage, b.key)
+        # rclone computes no S3 checksum: each server-side copy's MD5 ETag, equal to its source's, is its
+        # digest, and nothing was read back
+        obj = digests[sidecar.relative_key("nightly", b.key)]
+        assert sidecar.expected_digest(obj) == ("md5", hashlib.md5(storage.get_bytes(b.key)).hexdigest())
+        assert obj.sha256 is None
     for meta_file in (layout.FULL_META, layout.SEGMENT_META, layout.COLLECTION_META, layout.PARTITION_META):
         key = layout.meta_key("nightly", meta_file)
         assert digests[sidecar.relative_key("nightly", key)].sha256 == _sha(storage, key)
     assert summary["rows"] == 900 + 400 + 250
     assert summary["files"] == len(expected)
+    # verify reads every binlog for its MD5; a binlog changed in place (same size) is named
+    assert verify_backup(storage, "nightly")["md5_checked"] == len(expected)
+    changed = expected[len(expected) // 2].key
+    body = bytearray(storage.get_bytes(changed))
+    body[len(body) // 2] ^= 1
+    storage.put_bytes(changed, bytes(body))
+    report = verify_backup(storage, "nightly", raise_on_error=False)
+    assert report["errors"] == [{"key": changed, "error": "changed: its MD5 differs from the sidecar's"}]
 
 
 def _segment_ids(client: MilvusClient, coll: str) -> set[int]:

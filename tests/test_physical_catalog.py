@@ -156,6 +156,49 @@ def test_verify_catches_a_changed_binlog_by_the_sidecar_sha256(storage: LocalSto
     assert report["errors"] == [{"key": key, "error": "changed: its SHA-256 differs from the sidecar's"}]
 
 
+@pytest.mark.parametrize(
+    ("digest", "algorithm"), [("md5", "MD5"), ("server", "SHA-256"), ("sha256", "SHA-256")]
+)
+def test_verify_reads_every_binlog_for_the_digest_its_sidecar_records(
+    storage: LocalStorage, digest: str, algorithm: str
+) -> None:
+    """An MD5 ETag, the server's ChecksumSHA256 or our SHA-256: each is computed again from the bytes."""
+    write_physical_backup(storage, "ours", digest=digest)
+    binlogs = layout.backup_binlogs("ours", sample_info("ours"))
+    report = verify_backup(storage, "ours")
+    checked = report["md5_checked"] if digest == "md5" else report["sha256_checked"]
+    assert checked >= len(binlogs)
+    assert report["size_only"] == 0
+    # one byte changed (same size): named by its digest; one cut short: named by its size
+    changed, cut = binlogs[0].key, binlogs[2].key
+    body = bytearray(storage.get_bytes(changed))
+    body[-1] ^= 0x40
+    storage.put_bytes(changed, bytes(body))
+    storage.put_bytes(cut, storage.get_bytes(cut)[:-3])
+    report = verify_backup(storage, "ours", raise_on_error=False)
+    errors = {e["key"]: e["error"] for e in report["errors"]}
+    assert set(errors) == {changed, cut}
+    assert errors[changed] == f"changed: its {algorithm} differs from the sidecar's"
+    assert errors[cut].startswith("truncated or changed: ")
+    with pytest.raises(IntegrityError, match=r"truncated or changed.*\(and 1 more problem"):
+        verify_backup(storage, "ours")
+
+
+def test_verify_a_sidecar_mixing_digest_kinds(storage: LocalStorage) -> None:
+    write_physical_backup(storage, "ours", digest="mixed")
+    binlogs = layout.backup_binlogs("ours", sample_info("ours"))
+    report = verify_backup(storage, "ours")
+    # binlogs cycle sha256, md5, server; the meta files are SHA-256 of the bytes written
+    assert report["md5_checked"] == len(range(1, len(binlogs), 3))
+    assert report["sha256_checked"] > len(binlogs) - report["md5_checked"]
+    for b in binlogs:
+        body = bytearray(storage.get_bytes(b.key))
+        body[0] ^= 1
+        storage.put_bytes(b.key, bytes(body))
+    report = verify_backup(storage, "ours", raise_on_error=False)
+    assert {e["key"] for e in report["errors"]} == {b.key for b in binlogs}
+
+
 def test_a_meta_file_that_does_not_parse_is_named(storage: LocalStorage) -> None:
     write_mb_backup(storage, "mb")
     key = layout.meta_key("mb", layout.SEGMENT_META)

@@ -12,6 +12,7 @@ import os
 import tracemalloc
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from airflow_milvus_backup.engine.physical.copier import (
     plan_parts,
     same_endpoint,
 )
-from airflow_milvus_backup.engine.physical.copy_model import check_items, sha256_hex_from_checksum
+from airflow_milvus_backup.engine.physical.copy_model import check_items, etag_md5, sha256_hex_from_checksum
 from airflow_milvus_backup.engine.physical.milvus_storage import open_milvus_bucket
 from airflow_milvus_backup.engine.storage import LocalStorage, S3Storage
 from tests.support.faultproxy import Fault, FaultProxy
@@ -137,17 +138,61 @@ def test_server_side_copy_on_one_endpoint(rclone_pair: tuple[S3Storage, S3Storag
         assert dst.get_bytes(r.dest_key) == data
         assert r.etag == hashlib.md5(data).hexdigest()
         assert r.size == len(data)
-        assert r.sha256 is None  # rclone computes no SHA-256 on copy
+        assert r.sha256 is None  # rclone computes no SHA-256 on copy, and its ETag is the MD5: nothing read
+        assert r.md5 == hashlib.md5(data).hexdigest()
     assert sorted(o.key for o in dst.list("")) == sorted(f"nightly/binlogs/{k}" for k in objects)
 
 
-def test_server_copy_hashes_back_when_asked(rclone_pair: tuple[S3Storage, S3Storage]) -> None:
+def test_server_copy_hashes_back_only_without_a_digest(rclone_pair: tuple[S3Storage, S3Storage]) -> None:
     src, dst = rclone_pair
     objects = {f"{LOG}/1": os.urandom(5000), f"{LOG}/2": os.urandom((5 << 20) // 2)}  # 2.5 MiB: 3 reads
     _put(src.client, src.bucket, objects)
+    # the defaults of a physical backup: the MD5 ETag is the digest, nothing is read back
     report = copy_objects(src, dst, _items(objects), "nightly", CopyOptions(hash_server_copies=True))
     for r in report.results:
-        assert r.sha256 == hashlib.sha256(objects[r.source_key]).hexdigest()
+        assert (r.sha256, r.md5) == (None, hashlib.md5(objects[r.source_key]).hexdigest())
+        assert r.has_digest
+    # a store whose ETags are not to be taken for MD5s: read back for the SHA-256
+    opts = CopyOptions(hash_server_copies=True, etag_md5=False)
+    report = copy_objects(src, dst, _items(objects), "nightly", opts)
+    for r in report.results:
+        assert (r.sha256, r.md5) == (hashlib.sha256(objects[r.source_key]).hexdigest(), None)
+    # neither: ETag and size only (the copy is still checked by them)
+    opts = CopyOptions(etag_md5=False)
+    assert not any(r.has_digest for r in copy_objects(src, dst, _items(objects), "nightly", opts).results)
+
+
+@pytest.mark.parametrize(
+    ("head", "etag", "matching", "want"),
+    [
+        ({}, "0cc175b9c0f1b6a831c399e269772661", ["0cc175b9c0f1b6a831c399e269772661"], True),
+        (
+            {"ServerSideEncryption": "AES256"},
+            "0CC175B9C0F1B6A831C399E269772661",
+            ["0CC175B9C0F1B6A831C399E269772661"],
+            True,
+        ),
+        ({}, "0cc175b9c0f1b6a831c399e269772661", ["92eb5ffee6ae2fec3ad71c777531578f"], False),
+        ({}, "0cc175b9c0f1b6a831c399e269772661", [None], False),
+        ({}, "0cc175b9c0f1b6a831c399e269772661-2", ["0cc175b9c0f1b6a831c399e269772661-2"], False),
+        (
+            {"ServerSideEncryption": "aws:kms"},
+            "0cc175b9c0f1b6a831c399e269772661",
+            ["0cc175b9c0f1b6a831c399e269772661"],
+            False,
+        ),
+        (
+            {"SSECustomerAlgorithm": "AES256"},
+            "0cc175b9c0f1b6a831c399e269772661",
+            ["0cc175b9c0f1b6a831c399e269772661"],
+            False,
+        ),
+    ],
+)
+def test_an_etag_is_an_md5_only_when_plain_matching_and_unencrypted(
+    head: dict[str, str], etag: str, matching: list[str | None], want: bool
+) -> None:
+    assert etag_md5(head, etag, *matching) == (etag.lower() if want else None)
 
 
 def test_moto_reports_the_servers_sha256(moto_pair: tuple[S3Storage, S3Storage]) -> None:
@@ -159,6 +204,7 @@ def test_moto_reports_the_servers_sha256(moto_pair: tuple[S3Storage, S3Storage])
     assert r.sha256 == hashlib.sha256(objects[f"{LOG}/1"]).hexdigest()
     assert r.checksum is not None
     assert r.checksum.startswith("SHA256:")
+    assert r.md5 == hashlib.md5(objects[f"{LOG}/1"]).hexdigest()  # and moto's ETag is the MD5
 
 
 def test_multipart_copy_above_the_threshold(moto_pair: tuple[S3Storage, S3Storage]) -> None:
@@ -174,6 +220,12 @@ def test_multipart_copy_above_the_threshold(moto_pair: tuple[S3Storage, S3Storag
     parts = [big[a : b + 1] for a, b in plan_parts(len(big), 5 * MiB)]
     assert by_key[f"{LOG}/1"].etag == multipart_etag([hashlib.md5(p).digest() for p in parts])
     assert dst.get_bytes(f"nightly/binlogs/{LOG}/1") == big
+    # a composite ETag is no digest of the bytes: the copy has none unless it is read back
+    assert (by_key[f"{LOG}/1"].sha256, by_key[f"{LOG}/1"].md5) == (None, None)
+    report = copy_objects(src, dst, _items(objects), "nightly", replace(opts, hash_server_copies=True))
+    by_key = {r.source_key: r for r in report.results}
+    assert (by_key[f"{LOG}/1"].sha256, by_key[f"{LOG}/1"].md5) == (hashlib.sha256(big).hexdigest(), None)
+    assert by_key[f"{LOG}/2"].sha256 == hashlib.sha256(small).hexdigest()  # moto's ChecksumSHA256
 
 
 def test_rclone_cannot_copy_parts_so_the_copier_streams(
@@ -220,6 +272,7 @@ def test_cross_endpoint_streams_with_bounded_memory(s3_server: S3Server, moto_se
     (r,) = report.results
     assert r.method == "stream"
     assert r.sha256 == hashlib.sha256(big).hexdigest()
+    assert r.md5 == hashlib.md5(big).hexdigest()  # computed on the way
     assert r.etag.endswith("-8")  # eight streamed parts of 5 MiB
     assert dst.get_bytes(f"nightly/binlogs/{LOG}/1") == big
     # a few parts in flight at most, never the 40 MiB object (which the test itself holds untraced)

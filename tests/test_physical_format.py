@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+from dataclasses import replace
 
 import pytest
 
 from airflow_milvus_backup.engine.errors import ManifestError
 from airflow_milvus_backup.engine.physical import gojson, kinds, layout, mbread, mbwrite
 from airflow_milvus_backup.engine.physical import mbmodel as m
-from airflow_milvus_backup.engine.physical.sidecar import Sidecar, SidecarObject
+from airflow_milvus_backup.engine.physical.sidecar import Sidecar, SidecarObject, expected_digest
 from tests.support.mbfixtures import sample_info
 
 # collection_meta.json as Milvus Backup v0.3/v0.4 wrote it (debug log in milvus-backup issue #163), one entry.
@@ -258,3 +261,29 @@ def test_sidecar_round_trip_and_checks():
         Sidecar.parse(b'{"format":"x"}', "b")
     with pytest.raises(ManifestError, match=r"objects\[0\]\.size"):
         Sidecar.parse(json.dumps({**json.loads(raw), "objects": [{"key": "k", "size": "3"}]}).encode(), "b")
+
+
+def test_sidecar_digest_kinds_old_and_new():
+    """What verify checks per object: SHA-256 first, the server's whole-object SHA-256, then the MD5."""
+    data = b"binlog bytes"
+    sha, md5 = hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+    server = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    # a sidecar written before MD5s were recorded: sha256 only, no "md5" key; read and checked as it is
+    old = {
+        "format": "airflow-milvus-backup-physical",
+        "format_version": 1,
+        "name": "b",
+        "id": "1",
+        "objects": [{"key": "binlogs/x", "size": len(data), "sha256": sha, "etag": md5}],
+    }
+    (o,) = Sidecar.parse(json.dumps(old).encode(), "b").objects
+    assert (o.md5, expected_digest(o)) == (None, ("sha256", sha))
+    new = SidecarObject(key="binlogs/y", size=len(data), md5=md5.upper(), etag=md5)
+    assert new.to_json() == {"key": "binlogs/y", "size": len(data), "md5": md5.upper(), "etag": md5}
+    assert expected_digest(new) == ("md5", md5)
+    assert expected_digest(replace(new, sha256=sha)) == ("sha256", sha)
+    assert expected_digest(replace(new, checksum={"sha256": server})) == ("sha256", sha)
+    # a composite multipart checksum or an unknown algorithm is no digest of the bytes
+    assert expected_digest(SidecarObject(key="k", size=1, checksum={"sha256": server + "-2"})) is None
+    assert expected_digest(SidecarObject(key="k", size=1, checksum={"crc32c": "AAAA"})) is None
+    assert expected_digest(SidecarObject(key="k", size=1, etag=md5)) is None  # an ETag alone proves nothing

@@ -8,6 +8,7 @@ first, then the meta files, ``backup_meta.json`` last).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -289,14 +290,33 @@ def write_mb_backup(
     return info
 
 
-def write_physical_backup(storage: Storage, name: str) -> tuple[m.BackupInfo, Sidecar]:
-    """Store a physical backup as this package writes one: Milvus Backup's current files plus our sidecar."""
+def binlog_digest(key: str, body: bytes, kind: str) -> SidecarObject:
+    """A sidecar entry with the digest ``kind`` records: ``sha256`` (ours, and every older sidecar),
+    ``md5`` (a server-side copy's MD5 ETag), ``server`` (the server's ``ChecksumSHA256``, base64)."""
+    if kind == "md5":
+        md5 = hashlib.md5(body).hexdigest()
+        return SidecarObject(key=key, size=len(body), md5=md5, etag=md5)
+    if kind == "server":
+        checksum = {"sha256": base64.b64encode(hashlib.sha256(body).digest()).decode()}
+        return SidecarObject(key=key, size=len(body), checksum=checksum)
+    return SidecarObject(key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest())
+
+
+def write_physical_backup(
+    storage: Storage, name: str, digest: str = "sha256"
+) -> tuple[m.BackupInfo, Sidecar]:
+    """Store a physical backup as this package writes one: Milvus Backup's current files plus our sidecar.
+
+    :param digest: what the sidecar records per binlog (:func:`binlog_digest`), or ``"mixed"``: each kind
+        in turn.
+    """
     info = sample_info(name)
     bodies = write_binlogs(storage, name, info)
     files = mbwrite.meta_files(info)
+    kinds = ("sha256", "md5", "server") if digest == "mixed" else (digest,)
     objects = [
-        SidecarObject(key=k[len(name) + 1 :], size=len(v), sha256=hashlib.sha256(v).hexdigest())
-        for k, v in sorted(bodies.items())
+        binlog_digest(k[len(name) + 1 :], v, kinds[i % len(kinds)])
+        for i, (k, v) in enumerate(sorted(bodies.items()))
     ]
     objects += [
         SidecarObject(key=f"meta/{f}", size=len(v), sha256=hashlib.sha256(v).hexdigest())

@@ -16,8 +16,9 @@ one collection after the other:
    copied, and the copies of the segments that are gone deleted; until one listing finds every copied
    segment still there (at most ``max_rounds`` times);
 6. when every collection is copied: check every binlog's copy by a listing (present, same size), then write
-   Milvus Backup's meta files and our sidecar (SHA-256 / the S3 checksum, ETag and size of every object;
-   the producer), ``backup_meta.json`` last (:func:`.mbwrite.write_meta`). With ``rbac=True``, users, roles
+   Milvus Backup's meta files and our sidecar (size, ETag and a digest of every object: the S3 checksum or
+   the copy's MD5 ETag where the server gives one, else its SHA-256 read back; the producer),
+   ``backup_meta.json`` last (:func:`.mbwrite.write_meta`). With ``rbac=True``, users, roles
    and grants go into ``BackupInfo.rbac_meta`` (``backup_meta.json`` and ``full_meta.json``), as Milvus
    Backup stores them (:func:`.mbrbac.rbac_meta_from_snapshot`).
 """
@@ -70,7 +71,8 @@ class CompactionRaceError(MilvusBackupError):
 class PhysicalOptions:
     """Tuning of a physical backup.
 
-    :param copy: the copier's options (concurrency, part sizes, checksums).
+    :param copy: the copier's options (concurrency, part sizes, checksums); by default a copy with no digest
+        from the server (no ``ChecksumSHA256``, no MD5 ETag) is read back for its SHA-256.
     :param flush_timeout: seconds to wait for one flush.
     :param max_rounds: copy rounds per collection before giving up on a collection compacted all along.
     :param after_round: called after each copy round with the collection (``db.name``) and the round number

@@ -14,7 +14,11 @@ For each :class:`CopyItem` (a key in Milvus' bucket, a key in the backup storage
 
 Every copy is checked: the destination's size against the source's (and the size the caller expects), its
 ETag against the source's MD5 (single-part), the composite ETag of the parts (multipart: MD5 of the parts'
-MD5s, ``-N``), or the MD5 computed while streaming. A source that is gone (a segment compacted away and
+MD5s, ``-N``), or the MD5 computed while streaming. Each result carries a digest of the whole object where
+one is had without reading it: the server's ``ChecksumSHA256``, or the copy's ETag when it is a plain MD5
+equal to the source's (:func:`~.copy_model.etag_md5`; ``etag_md5``); a copy with neither (a multipart
+copy's ``-N`` ETag, a KMS-encrypted object) is read back once for its SHA-256 (``hash_server_copies``).
+A streamed copy has both, computed on the way. A source that is gone (a segment compacted away and
 collected) is reported in :attr:`CopyReport.vanished`, never as a failure of the copy, so the caller can
 redo that segment. Transient failures are retried through :func:`~..failures.retryable`. Nothing is written
 outside ``dest_prefix`` and nothing is read outside Milvus' root path.
@@ -50,6 +54,7 @@ from airflow_milvus_backup.engine.physical.copy_model import (
     SourceVanishedError,
     check_items,
     clean_etag,
+    etag_md5,
     is_simple_etag,
     multipart_etag,
     plan_parts,
@@ -257,10 +262,8 @@ class BinlogCopier:
         )
         out = resp.get("CopyObjectResult", {})
         checksum = out.get("ChecksumSHA256")
-        etag = self._check_dest(item, size, src_etag if is_simple_etag(src_etag) else None)
-        sha = sha256_hex_from_checksum(checksum)
-        if sha is None and self.options.hash_server_copies:
-            sha = read_back_sha256(self._s3_dest(), item.dest_key)
+        etag, md5 = self._check_dest(item, size, src_etag if is_simple_etag(src_etag) else None)
+        sha = self._sha256_unless_known(item, sha256_hex_from_checksum(checksum), md5)
         return CopyResult(
             item.source_key,
             item.dest_key,
@@ -269,7 +272,14 @@ class BinlogCopier:
             sha,
             f"SHA256:{checksum}" if checksum else None,
             CopyMethod.SERVER_COPY.value,
+            md5=md5,
         )
+
+    def _sha256_unless_known(self, item: CopyItem, sha: str | None, md5: str | None) -> str | None:
+        """Return ``sha``, or the copy's SHA-256 read back when it has no digest and that is asked for."""
+        if sha is None and md5 is None and self.options.hash_server_copies:
+            return read_back_sha256(self._s3_dest(), item.dest_key)
+        return sha
 
     def _multipart_copy(self, item: CopyItem, size: int, src_etag: str) -> CopyResult:
         dest = self._s3_dest()
@@ -311,18 +321,22 @@ class BinlogCopier:
         except BaseException:
             abort_upload(dest, key, upload_id)
             raise
-        etag = self._check_dest(
+        etag, md5 = self._check_dest(
             item, size, multipart_etag(md5s), src_etag if is_simple_etag(src_etag) else None
         )
-        sha = read_back_sha256(self._s3_dest(), item.dest_key) if self.options.hash_server_copies else None
-        return CopyResult(item.source_key, item.dest_key, size, etag, sha, None, CopyMethod.MULTIPART.value)
+        sha = self._sha256_unless_known(item, None, md5)  # md5: a store giving the whole object's MD5
+        method = CopyMethod.MULTIPART.value
+        return CopyResult(item.source_key, item.dest_key, size, etag, sha, None, method, md5=md5)
 
     def _s3_dest(self) -> S3Storage:
         assert isinstance(self.dest, S3Storage)
         return self.dest
 
-    def _check_dest(self, item: CopyItem, size: int, *expected: str | None) -> str:
-        """HEAD the copy; check its size and its ETag (one of ``expected``, when any); return its ETag.
+    def _check_dest(self, item: CopyItem, size: int, *expected: str | None) -> tuple[str, str | None]:
+        """HEAD the copy; check its size and its ETag (one of ``expected``, when any).
+
+        Return its ETag and, when that ETag is the MD5 of its bytes (:func:`~.copy_model.etag_md5`) and
+        ``etag_md5`` is on, that MD5.
 
         A multipart object's ETag is the composite ``md5(part md5s)-N`` on AWS, MinIO and moto, but some
         stores (rclone) give the whole object's MD5: both are accepted where both are known.
@@ -344,7 +358,7 @@ class BinlogCopier:
                 f"{' or '.join(map(repr, accept))} "
                 f"from its source {item.source_key!r}: the bytes differ; run the backup again."
             )
-        return etag
+        return etag, etag_md5(head, etag, *expected) if self.options.etag_md5 else None
 
     # -- streamed
     def _stream(self, item: CopyItem, size: int, src_etag: str) -> CopyResult:
@@ -375,9 +389,9 @@ class BinlogCopier:
                 f"{self.source.description}/{item.source_key} read back with MD5 {md5}, its ETag is "
                 f"{src_etag}: the bytes changed on the way; run the backup again."
             )
-        return CopyResult(
-            item.source_key, item.dest_key, size, etag, reader.sha.hexdigest(), None, CopyMethod.STREAM.value
-        )
+        sha = reader.sha.hexdigest()
+        method = CopyMethod.STREAM.value
+        return CopyResult(item.source_key, item.dest_key, size, etag, sha, None, method, md5=md5)
 
     def _stream_to_s3(self, item: CopyItem, reader: HashingReader) -> str:
         dest = self._s3_dest()
@@ -386,8 +400,8 @@ class BinlogCopier:
             dest, dest.full_key(item.dest_key), reader, self.options.stream_part_size, what
         )
         if md5s is None:
-            return self._check_dest(item, reader.size, first.hex())
-        return self._check_dest(item, reader.size, multipart_etag(md5s), reader.md5.hexdigest())
+            return self._check_dest(item, reader.size, first.hex())[0]
+        return self._check_dest(item, reader.size, multipart_etag(md5s), reader.md5.hexdigest())[0]
 
     def _stream_to_file(self, item: CopyItem, reader: HashingReader) -> str:
         """Spool to a temporary file (bounded memory), then store it: the destination is no S3 storage."""

@@ -53,11 +53,13 @@ class CopyItem:
 class CopyResult:
     """One object copied and checked.
 
-    :param sha256: the object's SHA-256 (hex), from the server's checksum or computed while streaming;
-        ``None`` when neither was available (a server copy on a store that computes none).
+    :param sha256: the object's SHA-256 (hex), from the server's checksum, computed while streaming, or read
+        back; ``None`` when none of those was had (a server copy with an MD5, or with no digest asked for).
     :param checksum: the S3 checksum the server reported, ``"SHA256:<base64>"`` (``-N`` for a composite
         multipart checksum), or ``None``.
     :param method: ``"server-copy"``, ``"multipart"`` or ``"stream"``.
+    :param md5: the object's MD5 (hex): computed while streaming, or a copy's plain-MD5 ETag that equals its
+        source's (a single-part, unencrypted object, see :func:`etag_md5`); ``None`` otherwise.
     """
 
     source_key: str
@@ -67,6 +69,12 @@ class CopyResult:
     sha256: str | None
     checksum: str | None
     method: str
+    md5: str | None = None
+
+    @property
+    def has_digest(self) -> bool:
+        """Whether the result proves the bytes: a SHA-256 or an MD5 of the whole object."""
+        return bool(self.sha256 or self.md5)
 
 
 class SourceVanishedError(StorageNotFoundError):
@@ -124,7 +132,11 @@ class CopyOptions:
     :param part_size: the range of one part copy (5 MiB to 5 GiB on S3; smaller on test servers).
     :param stream_part_size: the part size of a streamed upload: the memory one worker holds.
     :param checksum: ask the server for a SHA-256 of each server-side copy (``ChecksumAlgorithm``).
-    :param hash_server_copies: read a server-side copy back to compute its SHA-256 when the server gave none.
+    :param etag_md5: take a server-side copy's ETag as its MD5 when it is a plain MD5 (32 hex digits, no
+        ``-N``), the object is not encrypted with KMS or a customer key, and it equals the source's ETag; then
+        nothing is read back. Turn it off for a store whose single-part ETags are no MD5 of the bytes.
+    :param hash_server_copies: read a server-side copy back to compute its SHA-256 when it has no digest
+        (no ``ChecksumSHA256`` from the server, no MD5 ETag taken: a multipart or encrypted copy).
     :param retry_attempts: attempts per object on transient failures.
     :param retry_seconds: give up retrying one object after this long.
     :param progress_interval: seconds between two progress lines.
@@ -136,6 +148,7 @@ class CopyOptions:
     part_size: int = 512 * MiB
     stream_part_size: int = 16 * MiB
     checksum: bool = True
+    etag_md5: bool = True
     hash_server_copies: bool = False
     retry_attempts: int = 6
     retry_seconds: float = 120.0
@@ -172,6 +185,21 @@ def clean_etag(etag: str | None) -> str:
 def is_simple_etag(etag: str) -> bool:
     """Return whether an ETag is a plain MD5 (32 hex digits): a single-part, unencrypted or SSE-S3 object."""
     return len(etag) == 32 and all(c in "0123456789abcdef" for c in etag.lower())
+
+
+def etag_md5(head: dict[str, Any], etag: str, *matching: str | None) -> str | None:
+    """Return a copy's ETag as the MD5 of its bytes, or ``None`` when it is not one.
+
+    It is one when it is a plain MD5 (:func:`is_simple_etag`: not a multipart ``-N`` ETag), the object is not
+    encrypted with KMS or a customer key (whose ETags are no MD5; ``head`` is the copy's HEAD answer), and
+    it equals one of ``matching`` (its source's ETag, or the MD5 computed of the bytes sent): S3 then
+    vouches that the copy's bytes are those whose MD5 the source's ETag is.
+    """
+    if not is_simple_etag(etag) or etag not in [m for m in matching if m]:
+        return None
+    if str(head.get("ServerSideEncryption", "")).startswith("aws:kms") or head.get("SSECustomerAlgorithm"):
+        return None
+    return etag.lower()
 
 
 def sha256_hex_from_checksum(checksum_b64: str | None) -> str | None:

@@ -1,8 +1,9 @@
 """The objects our sidecar lists for a physical backup: each copied binlog and each meta file (pure).
 
-A binlog's digest is the SHA-256 the copier got (the S3 server's ``ChecksumSHA256``, or computed while
-streaming or reading the copy back), the checksum the server reported, and the ETag; a meta file's is the
-SHA-256 of the bytes written. ``backup_meta.json`` is not listed: it is written after the sidecar.
+A binlog's digests are what the copier got without reading the copy back where it could: the S3 server's
+``ChecksumSHA256``, or the MD5 its ETag is (checked against the source's); a SHA-256 computed while streaming
+or by reading the copy back otherwise; plus the checksum the server reported and the ETag. A meta file's is
+the SHA-256 of the bytes written. ``backup_meta.json`` is not listed: it is written after the sidecar.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def sidecar_objects(
             key=relative_key(name, c.dest_key),
             size=c.size,
             sha256=c.sha256,
+            md5=c.md5,
             etag=c.etag or None,
             checksum=checksum_dict(c.checksum),
         )

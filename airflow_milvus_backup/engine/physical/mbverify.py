@@ -7,7 +7,9 @@ Checks, read-only, nothing imported:
 * every binlog the meta lists exists in the backup (``binlogs/insert_log/...``, ``binlogs/delta_log/...``)
   with the size the meta records (``log_size``; a missing or truncated object is named);
 * our sidecar, where present (physical backups of ours): it parses, lists every binlog, and every object it
-  lists has its size and SHA-256 (objects it lists with only the server's checksum are checked by size);
+  lists has its size and the digest it records, read and computed here: its SHA-256 (ours or the server's
+  ``ChecksumSHA256``), else its MD5 (:func:`~.sidecar.expected_digest`); an object with no digest recorded
+  is checked by size;
 * consistency, as Milvus Backup checks at backup time: the insert-log fields of a segment have the same
   number of binlogs; a non-L0 segment has insert logs.
 
@@ -16,6 +18,7 @@ Objects under ``binlogs/`` that the meta does not list are reported as ``unliste
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -35,8 +38,10 @@ from airflow_milvus_backup.engine.physical.mbmodel import (
     SegmentBackupInfo,
     SegmentLevelBackupInfo,
 )
-from airflow_milvus_backup.engine.physical.sidecar import read_sidecar
+from airflow_milvus_backup.engine.physical.sidecar import expected_digest, read_sidecar
 from airflow_milvus_backup.engine.progress import human_bytes
+from airflow_milvus_backup.engine.storage_base import CHUNK
+from airflow_milvus_backup.engine.storage_s3 import S3Storage
 
 if TYPE_CHECKING:
     from airflow_milvus_backup.engine.physical.gojson import GoStruct
@@ -51,6 +56,9 @@ _META_CLASSES: dict[str, type[GoStruct]] = {
     layout.PARTITION_META: PartitionLevelBackupInfo,
     layout.SEGMENT_META: SegmentLevelBackupInfo,
 }
+
+
+_SHOWN = {"sha256": "SHA-256", "md5": "MD5"}
 
 
 def segment_problems(seg: SegmentBackupInfo) -> list[str]:
@@ -97,7 +105,7 @@ def verify_physical(
     """Check a backup in Milvus Backup's format; return the report (as :func:`~..verify.verify_backup`'s).
 
     Report: ``{backup_name, kind, ok, files_checked, bytes, rows, errors: [{key, error}], unlisted: [keys],
-    sha256_checked}``.
+    sha256_checked, md5_checked, size_only}`` (objects checked by each digest, and by size alone).
 
     :param storage: where the backup lives.
     :param backup_name: the backup.
@@ -118,6 +126,8 @@ def verify_physical(
         "bytes": 0,
         "rows": 0,
         "sha256_checked": 0,
+        "md5_checked": 0,
+        "size_only": 0,
         "errors": errors,
         "unlisted": [],
     }
@@ -149,7 +159,7 @@ def verify_physical(
     report["rows"] = sum(s.num_of_rows for s in info.segments() if not s.is_l0)
     listed = {b.key for b in binlogs}
     side = {f"{name}/{o.key}": o for o in sidecar.objects} if sidecar is not None else {}
-    to_hash: list[str] = []
+    to_hash: list[tuple[str, str, str]] = []  # key, algorithm, expected hex
     for b in binlogs:
         report["files_checked"] += 1
         size = objs.get(b.key)
@@ -177,26 +187,51 @@ def verify_physical(
                 {"key": key, "error": f"truncated or changed: {size} bytes, the sidecar records {o.size}"}
             )
             continue
-        if o.sha256:
-            to_hash.append(key)
+        want = expected_digest(o)
+        if want is None:
+            report["size_only"] += 1
+        else:
+            to_hash.append((key, *want))
 
-    def digest(key: str) -> tuple[str, str | None]:
+    def digest(job: tuple[str, str, str]) -> str | None:
         try:
-            return key, storage.sha256(key)[0]
+            return object_digest(storage, job[0], job[1])
         except StorageNotFoundError:
-            return key, None
+            return None
 
     with ThreadPoolExecutor(max(1, parallelism), thread_name_prefix="verify") as pool:
-        for key, got in pool.map(digest, to_hash):
-            report["sha256_checked"] += 1
+        for (key, algorithm, want_hex), got in zip(to_hash, pool.map(digest, to_hash), strict=True):
+            report[f"{algorithm}_checked"] += 1
             if got is None:
                 errors.append({"key": key, "error": "missing: the object does not exist"})
-            elif got != side[key].sha256:
-                errors.append({"key": key, "error": "changed: its SHA-256 differs from the sidecar's"})
+            elif got != want_hex:
+                errors.append(
+                    {"key": key, "error": f"changed: its {_SHOWN[algorithm]} differs from the sidecar's"}
+                )
     report["unlisted"] = sorted(
         k for k in objs if k.startswith(layout.binlogs_prefix(name)) and k not in listed
     )
     return _finish(storage, report, raise_on_error, lg)
+
+
+def object_digest(storage: Storage, key: str, algorithm: str) -> str:
+    """Return the hex digest (``"sha256"`` or ``"md5"``) of an object, streamed; one read is one attempt.
+
+    :raises StorageNotFoundError: the object does not exist.
+    """
+    if algorithm == "sha256":
+        return storage.sha256(key)[0]
+
+    def read() -> str:
+        h = hashlib.new(algorithm)
+        with storage.open_read(key) as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+        return h.hexdigest()
+
+    if isinstance(storage, S3Storage):  # a body cut short is read again from its first byte
+        return storage.call(f"Read {key!r}", read)
+    return read()
 
 
 def _finish(
@@ -205,12 +240,13 @@ def _finish(
     errors = report["errors"]
     report["ok"] = not errors
     lg.info(
-        "Verified %s backup %s: %d binlog(s), %s, %d SHA-256 checked, %d error(s)%s",
+        "Verified %s backup %s: %d binlog(s), %s, %d SHA-256 and %d MD5 checked, %d error(s)%s",
         report["kind"],
         report["backup_name"],
         report["files_checked"],
         human_bytes(report["bytes"]),
         report["sha256_checked"],
+        report["md5_checked"],
         len(errors),
         f", {len(report['unlisted'])} unlisted object(s)" if report["unlisted"] else "",
     )

@@ -3,8 +3,10 @@
 A physical backup made by this package is a Milvus Backup backup (its meta files, its binlog layout) plus
 this one file, which Milvus Backup never reads (it reads its meta files by name). It says who wrote the
 backup and holds, for every object written before it (binlogs and the meta files but ``backup_meta.json``),
-its key relative to the backup's folder, its size and its SHA-256 (or, where the copy was server-side and
-the bytes never passed through us, the checksum the S3 server reported, e.g. ``{"crc32c": ...}``) and ETag.
+its key relative to the backup's folder, its size, its ETag and at least one digest of its bytes where one
+was had: ``sha256`` (computed by us, or the server's ``ChecksumSHA256``), ``md5`` (a server-side copy's
+plain-MD5 ETag equal to its source's, or computed while streaming), and ``checksum``, what the S3 server
+reported (``{"sha256": "<base64>"}``). :func:`expected_digest` says which one a verifier checks.
 It is written just before ``backup_meta.json``. Its presence is what makes a backup of Milvus Backup's
 format ``"physical"`` (ours) rather than ``"milvus-backup"``.
 
@@ -12,14 +14,15 @@ UTF-8 JSON, keys sorted, at most :data:`MAX_SIDECAR_BYTES`::
 
     {"format": "airflow-milvus-backup-physical", "format_version": 1, "name", "id",
      "producer": {"package", "version"}, "created_at", "finished_at", "milvus_version",
-     "objects": [{"key": "binlogs/insert_log/...", "size": 123, "sha256": "...", "etag": "...",
-                  "checksum": {"crc32c": "..."}}]}
+     "objects": [{"key": "binlogs/insert_log/...", "size": 123, "sha256": "<hex>", "md5": "<hex>",
+                  "etag": "...", "checksum": {"sha256": "<base64>"}}]}
 
 Unknown keys (a newer writer of the same major version) are kept and written back.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,9 +48,11 @@ MAX_SIDECAR_BYTES = 256 * 1024 * 1024
 class SidecarObject(JsonModel):
     """One object of the backup: key relative to the backup's folder, size, and its digest(s).
 
-    :param sha256: hex SHA-256 of its bytes (``None`` when only the server's checksum is known).
+    :param sha256: hex SHA-256 of its bytes, if known.
     :param etag: the ETag the storage reported after the copy (informative: multipart ETags are no digest).
-    :param checksum: the S3 checksum the server reported (``{"crc32c": "<base64>"}`` ...), if any.
+    :param checksum: the S3 checksum the server reported (``{"sha256": "<base64>"}`` ...), if any.
+    :param md5: hex MD5 of its bytes, if known (a copy's ETag checked against its source's; older sidecars
+        have ``sha256`` only, and are read as they are).
     """
 
     key: str
@@ -55,12 +60,14 @@ class SidecarObject(JsonModel):
     sha256: str | None = None
     etag: str | None = None
     checksum: dict[str, Any] | None = None
+    md5: str | None = None
     SPEC: ClassVar[dict[str, Any]] = {
         "key": str,
         "size": int,
         "sha256": Maybe(str),
         "etag": Maybe(str),
         "checksum": Maybe(dict),
+        "md5": Maybe(str),
     }
 
     def to_json(self) -> dict[str, Any]:
@@ -135,6 +142,34 @@ class Sidecar(JsonModel):
             )
         check(doc, cls, "", what)
         return cls.build(doc)
+
+
+def expected_digest(obj: SidecarObject) -> tuple[str, str] | None:
+    """Return the digest a verifier checks for ``obj``: ``(algorithm, hex)``, the strongest recorded.
+
+    ``sha256`` first, then the server's whole-object ``checksum["sha256"]`` (base64; a composite ``-N`` one
+    is no digest of the bytes), then ``md5``; ``None`` when none is recorded (then only the size is checked).
+    Algorithms are :mod:`hashlib`'s names.
+    """
+    if obj.sha256:
+        return "sha256", obj.sha256.lower()
+    server = (obj.checksum or {}).get("sha256")
+    if isinstance(server, str):
+        hexed = _b64_hex(server)
+        if hexed is not None and len(hexed) == 64:
+            return "sha256", hexed
+    if obj.md5:
+        return "md5", obj.md5.lower()
+    return None
+
+
+def _b64_hex(value: str) -> str | None:
+    if "-" in value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return None
 
 
 def relative_key(name: str, key: str) -> str:

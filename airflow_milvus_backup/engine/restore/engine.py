@@ -55,7 +55,8 @@ class RestoreEngine:
     :param progress_callback: also called with progress figures.
     :param progress_interval: seconds between progress lines.
     :param tmp_dir: where data files are downloaded (default: the system's temporary directory).
-    :param poll_interval: seconds between two checks of import jobs in :meth:`restore`.
+    :param poll_interval: seconds between two checks of import jobs in :meth:`restore` (0.5: the wait after
+        the last job completes is what a restore adds to Milvus' import; a ``GetImportState`` per job each).
     :param status_ttl: heartbeat ttl of a running restore's status.
     :param detached_ttl: how long after its last poll a submitted (detached) restore still counts as alive.
     :param status_interval: seconds between two writes of the status for per-file progress (steps that
@@ -76,7 +77,7 @@ class RestoreEngine:
         progress_callback: ProgressCallback | None = None,
         progress_interval: float = 5.0,
         tmp_dir: str | None = None,
-        poll_interval: float = 2.0,
+        poll_interval: float = 0.5,
         status_ttl: float = leases.DEFAULT_TTL,
         detached_ttl: float = 3600.0,
         status_interval: float = 5.0,
